@@ -1,0 +1,1 @@
+"""bmcd's in-tree backends, installed as the package ``bmcd_backends``."""

@@ -1,0 +1,7 @@
+"""``python -m bmcd``."""
+
+import sys
+
+from bmcd.cli import main
+
+sys.exit(main())

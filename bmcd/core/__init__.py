@@ -1,0 +1,1 @@
+"""Core services of bmcd: errors, privileges, state, configuration."""

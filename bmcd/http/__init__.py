@@ -1,0 +1,1 @@
+"""bmcd's HTTP layer: the aiohttp application, TLS, routing and rendering."""
