@@ -13,11 +13,13 @@ from bmcd.core.config import Config
 from bmcd.core.lifecycle import Lifecycle
 from bmcd.core.services import core_services
 from bmcd.http import keys, pipeline
+from bmcd.http.parser import accept_any_method
 from bmcd.http.routing import RouteTable
 
 
 def create_app(config: Config, lifecycle: Lifecycle | None = None) -> web.Application:
     """Build the application; its state opens when the app starts up."""
+    accept_any_method()
     app = web.Application(client_max_size=config.max_body_bytes,
                           middlewares=[pipeline.error_middleware])
     keys.CONFIG.set(app, config)

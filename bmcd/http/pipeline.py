@@ -91,6 +91,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         raise RedfishError.of(HTTPStatus.NOT_FOUND, Base.ResourceMissingAtURI,
                               request.path)
     resource, match = found
+    odata_version = request.headers.get("OData-Version")
+    if odata_version is not None and odata_version.strip() != "4.0":
+        # DSP0266: an OData-Version the service does not support is a 412.
+        raise RedfishError.of(HTTPStatus.PRECONDITION_FAILED, Base.HeaderInvalid,
+                              f"OData-Version: {odata_version}")
     method = "GET" if request.method == "HEAD" else request.method
     handler = resource.handlers.get(method)
     if handler is None:

@@ -89,7 +89,8 @@ async def get_manager(call: Call) -> Body:
         "DateTimeLocalOffset": offset,
         "PowerState": "On",
         "Status": {"State": "Enabled", "Health": "OK"},
-        "Links": {},
+        # No chassis or system is modelled yet; hardware backends add them.
+        "Links": {"ManagerForChassis": [], "ManagerForServers": []},
         "Actions": {"#Manager.Reset": {
             "target": f"{MANAGER_URI}/Actions/Manager.Reset",
             "@Redfish.ActionInfo": f"{MANAGER_URI}/ResetActionInfo",
