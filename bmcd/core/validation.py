@@ -43,12 +43,14 @@ def _show(value: Any) -> str:
 
 def check_properties(type_name: str, body: Mapping[str, Any],
                      writable: Collection[str], *,
-                     required: Collection[str] = ()) -> None:
+                     required: Collection[str] = (),
+                     nullable: Collection[str] = ()) -> None:
     """Refuse ``body`` unless it writes only ``writable`` paths, correctly.
 
     ``writable`` holds property names and ``Parent/Child`` paths; a name
     covers everything below it. ``required`` properties must be present
-    (POST). Raises RedfishError 400 carrying every problem found.
+    (POST). Null is accepted only for the ``nullable`` paths, where it means
+    something to the handler. Raises RedfishError 400 carrying every problem.
     """
     problems: list[Message] = []
     if not body:
@@ -56,13 +58,14 @@ def check_properties(type_name: str, body: Mapping[str, Any],
     for name in required:
         if name not in body:
             problems.append(Message(Base.PropertyMissing, (name,), (f"#/{name}",)))
-    _check_object(SPECS[type_name], body, set(writable), "", problems)
+    _check_object(SPECS[type_name], body, set(writable), set(nullable), "",
+                  problems)
     if problems:
         raise RedfishError(HTTPStatus.BAD_REQUEST, problems)
 
 
 def _check_object(specs: Mapping[str, Prop], body: Mapping[str, Any],
-                  writable: set[str], prefix: str,
+                  writable: set[str], nullable: set[str], prefix: str,
                   problems: list[Message]) -> None:
     for name, value in body.items():
         path = f"{prefix}{name}"
@@ -79,14 +82,16 @@ def _check_object(specs: Mapping[str, Prop], body: Mapping[str, Any],
             problems.append(Message(Base.PropertyNotWritable, (path,),
                                     (f"#/{path}",)))
             continue
-        if not json_type_ok(value, spec.types):
+        if not json_type_ok(value, spec.types) or (
+                value is None and path not in nullable):
             problems.append(Message(Base.PropertyValueTypeError,
                                     (_show(value), path), (f"#/{path}",)))
             continue
         if isinstance(value, dict) and spec.props is not None:
             child_writable = writable if not covered else writable | {
                 f"{path}/{k}" for k in spec.props}
-            _check_object(spec.props, value, child_writable, f"{path}/", problems)
+            _check_object(spec.props, value, child_writable, nullable,
+                          f"{path}/", problems)
             continue
         if isinstance(value, list) and spec.items is not None:
             for index, item in enumerate(value):

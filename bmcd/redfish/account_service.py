@@ -95,7 +95,8 @@ async def get_account_service(call: Call) -> Body:
 async def patch_account_service(call: Call) -> Body:
     """Change the password and lockout policy; all or nothing."""
     body = call.body()
-    check_properties("AccountService", body, _POLICY)
+    check_properties("AccountService", body, _POLICY,
+                     nullable=("PasswordExpirationDays",))
     settings = keys.SETTINGS.get(call.app)
     merged = {prop: body.get(prop, settings.get(key))
               for prop, key in _POLICY.items()}
