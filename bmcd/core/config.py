@@ -39,6 +39,9 @@ class TLSConfig:
     certificate: Path | None = None
     key: Path | None = None
     expiry_warning_days: int = 30
+    # Whether ReplaceCertificate may carry its own private key (else the key
+    # must come from a GenerateCSR on this BMC and never leaves it).
+    allow_key_upload: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ class _ConfigReader:
             "listen", "http_listen", "state_dir", "max_body_bytes",
             "shutdown_timeout"})
         self._check_keys("tls", tls, {"certificate", "key",
-                                      "expiry_warning_days"})
+                                      "expiry_warning_days", "allow_key_upload"})
         self._check_keys("service", service, {"product", "vendor"})
         self._check_keys("sessions", sessions, {"max_sessions"})
         self._check_keys("security", security, {
@@ -141,7 +144,9 @@ class _ConfigReader:
                                           defaults.shutdown_timeout, 0, 600),
             tls=TLSConfig(certificate, key, self._int(
                 "tls.expiry_warning_days", tls.get("expiry_warning_days"),
-                defaults.tls.expiry_warning_days, 0, 3650)),
+                defaults.tls.expiry_warning_days, 0, 3650),
+                self._bool("tls.allow_key_upload", tls.get("allow_key_upload"),
+                           defaults.tls.allow_key_upload)),
             product=self._str("service.product", service.get("product"),
                               defaults.product),
             vendor=self._str("service.vendor", service.get("vendor"),
@@ -169,7 +174,7 @@ class _ConfigReader:
         value = self.raw.get(name, {})
         if not isinstance(value, dict):
             self._fail(name, "must be a table")
-        return value
+        return dict(value)
 
     def _check_keys(self, section: str, table: dict[str, Any],
                     allowed: set[str]) -> None:
@@ -197,6 +202,13 @@ class _ConfigReader:
         if not isinstance(value, str) or not value:
             self._fail(key, "must be a non-empty string")
         return str(value)
+
+    def _bool(self, key: str, value: Any, default: bool) -> bool:
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self._fail(key, "must be true or false")
+        return bool(value)
 
     def _path(self, key: str, value: Any) -> Path | None:
         if value is None or value == "":

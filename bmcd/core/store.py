@@ -82,9 +82,14 @@ class Store:
                 f"newer than this bmcd knows ({len(migrations)}); "
                 "install a newer bmcd or restore a backup")
         for version in range(current + 1, len(migrations) + 1):
+            step = migrations[version - 1]
+
+            def apply(conn: sqlite3.Connection, version: int = version,
+                      step: Migration = step) -> None:
+                self._apply(conn, component, version, step)
+
             try:
-                self._transaction(lambda c, v=version: self._apply(
-                    c, component, v, migrations[v - 1]))
+                self._transaction(apply)
             except sqlite3.Error as err:
                 raise StoreError(f"{self.path}: migrating {component} to "
                                  f"version {version} failed: {err}") from err

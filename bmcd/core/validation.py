@@ -144,18 +144,18 @@ def check_action(type_name: str, action: str, body: Mapping[str, Any], *,
         related = (f"#/{name}",)
         if name.startswith("@"):
             continue
-        spec = params.get(name)
-        if spec is None:
+        param = params.get(name)
+        if param is None:
             problems.append(Message(Base.ActionParameterUnknown, (short, name),
                                     related))
         elif name not in supported:
             problems.append(Message(Base.ActionParameterNotSupported,
                                     (name, short), related))
-        elif not json_type_ok(value, spec.types):
+        elif not json_type_ok(value, param.types):
             problems.append(Message(Base.ActionParameterValueTypeError,
                                     (_show(value), name, short), related))
         else:
-            choices = (allowed_values or {}).get(name, spec.enum)
+            choices = (allowed_values or {}).get(name, param.enum)
             if choices is not None and isinstance(value, str | int) and (
                     value not in choices):
                 problems.append(Message(Base.ActionParameterValueNotInList,

@@ -24,4 +24,4 @@ def accept_any_method() -> None:
                         "methods will get 400 instead of 405")
         return
     # web_protocol imported the parser class by name; rebind that name.
-    web_protocol.HttpRequestParser = python_parser  # type: ignore[misc]
+    setattr(web_protocol, "HttpRequestParser", python_parser)  # noqa: B010

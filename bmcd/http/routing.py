@@ -134,7 +134,7 @@ class RouteTable:
         resource = Resource(path, entity, handlers, frozenset(public), owner,
                             _compile(path))
         self.resources.append(resource)
-        if post is not None and path.endswith("s") and "Actions" not in path:
+        if post is not None and entity.endswith("Collection"):
             # DSP0266: a collection that accepts POST accepts it at /Members.
             members = Resource(f"{path}/Members", entity, {"POST": post},
                                frozenset(m for m in public if m == "POST"),
