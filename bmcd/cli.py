@@ -88,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from bmcd.daemon import run
 
-            return run(config)
+            # SIGHUP re-reads the same file with the same command-line overrides.
+            return run(config, lambda: _config(args))
         return _account_add(config, args)
     except (StoreError, PluginError, ConfigError) as err:
         _LOGGER.critical("Cannot start: %s", err)

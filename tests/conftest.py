@@ -3,37 +3,93 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
-from collections.abc import Awaitable, Callable
+import os
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import bmcd_backends.embedded.accounts as embedded_accounts
 import pytest
 from aiohttp.test_utils import TestClient
+from testkit import (
+    ADMIN,
+    OPERATOR,
+    READONLY,
+    USERS,
+    basic,
+    crawl,
+    error_ids,
+    linked_uris,
+    login,
+    token_header,
+)
 
 from bmcd.core.config import Config
-from bmcd.core.services import add_account
+from bmcd.core.services import core_services
 from bmcd.http.app import create_app
 
-ADMIN = ("root", "root-password-1")
-OPERATOR = ("oper", "oper-password-1")
-READONLY = ("reader", "reader-password-1")
-USERS = {"Administrator": ADMIN, "Operator": OPERATOR, "ReadOnly": READONLY}
+# Still importable from here for older tests; new ones use testkit.
+__all__ = [
+    "ADMIN",
+    "OPERATOR",
+    "READONLY",
+    "USERS",
+    "basic",
+    "crawl",
+    "error_ids",
+    "linked_uris",
+    "login",
+    "token_header",
+]
 
 
-def basic(user: tuple[str, str]) -> dict[str, str]:
-    """An Authorization header for HTTP Basic."""
-    token = base64.b64encode(f"{user[0]}:{user[1]}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
+@pytest.fixture(autouse=True)
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the embedded backend's scrypt cheap, so tests stay fast.
+
+    The hash format and salting are unchanged; only the work factor drops.
+    """
+    monkeypatch.setattr(embedded_accounts, "_SCRYPT_N", 2**8)
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Config:
+def account_backend() -> str:
+    """The accounts backend (entry-point name) the app under test uses.
+
+    Override this fixture (or parametrize it) to run the same tests against
+    another backend of the ``bmcd.accounts`` group.
+    """
+    return "embedded"
+
+
+@pytest.fixture
+def state_root(tmp_path: Path) -> Iterator[Path]:
+    """A fresh directory for state: on tmpfs when there is one.
+
+    SQLite's fsyncs on a real disk would dominate the suite's run time.
+    """
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield tmp_path
+        return
+    path = Path(tempfile.mkdtemp(prefix="bmcd-test-", dir=shm))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def config(state_root: Path, account_backend: str) -> Config:
     """A configuration whose state lives in a fresh temporary directory."""
     return dataclasses.replace(
-        Config(), state_dir=tmp_path / "state", login_failure_delay=0.0,
-        source="tests")
+        Config(),
+        state_dir=state_root / "state",
+        login_failure_delay=0.0,
+        source="tests",
+        backends={"accounts": account_backend},
+    )
 
 
 @pytest.fixture
@@ -42,12 +98,15 @@ def make_client(
 ) -> Callable[..., Awaitable[TestClient]]:
     """Start the app on ``config`` (or a variant) with one user per role."""
 
-    async def make(cfg: Config | None = None, *, users: bool = True,
-                   **overrides: Any) -> TestClient:
+    async def make(
+        cfg: Config | None = None, *, users: bool = True, **overrides: Any
+    ) -> TestClient:
         cfg = dataclasses.replace(cfg or config, **overrides)
         if users:
-            for role, (name, password) in USERS.items():
-                await add_account(cfg, name, password, role)
+            # One opening of the state for all three: each costs fsyncs.
+            async with core_services(cfg) as core:
+                for role, (name, password) in USERS.items():
+                    await core.accounts.create(name, password, role)
         return await aiohttp_client(create_app(cfg))
 
     return make

@@ -32,6 +32,7 @@ SERVED_TYPES: tuple[str, ...] = (
     "ActionInfo",
     "Certificate",
     "CertificateCollection",
+    "CertificateLocations",
     "CertificateService",
     "EthernetInterface",
     "EthernetInterfaceCollection",

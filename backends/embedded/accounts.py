@@ -51,7 +51,13 @@ def _migration_1(conn: sqlite3.Connection) -> None:
         )""")
 
 
-_MIGRATIONS = (_migration_1,)
+def _migration_2(conn: sqlite3.Connection) -> None:
+    # The reset window runs from the latest failure, not the first.
+    conn.execute("ALTER TABLE embedded_accounts "
+                 "RENAME COLUMN first_failure_at TO last_failure_at")
+
+
+_MIGRATIONS = (_migration_1, _migration_2)
 
 
 def hash_password(password: str) -> str:
@@ -178,7 +184,7 @@ class EmbeddedAccountStore:
             if changes.enabled is not None:
                 fields["enabled"] = int(changes.enabled)
             if changes.locked is False:
-                fields.update(failed_logins=0, first_failure_at=0, locked_until=0)
+                fields.update(failed_logins=0, last_failure_at=0, locked_until=0)
             if changes.password_change_required is not None:
                 fields["password_change_required"] = int(
                     changes.password_change_required)
@@ -232,7 +238,7 @@ class EmbeddedAccountStore:
         if row["failed_logins"]:
             await self._db.run(lambda c: c.execute(
                 "UPDATE embedded_accounts SET failed_logins=0, "
-                "first_failure_at=0 WHERE username=?", (username,)))
+                "last_failure_at=0 WHERE username=?", (username,)))
             account = replace(account, locked=False)
         return AuthResult(AuthOutcome.OK, account)
 
@@ -254,9 +260,9 @@ class EmbeddedAccountStore:
             return
         policy = self._policy
         failures = row["failed_logins"]
-        first = row["first_failure_at"]
-        if policy.reset_after and now - first > policy.reset_after:
-            failures, first = 0, now
+        # AccountLockoutCounterResetAfter counts from the last failed attempt.
+        if policy.reset_after and now - row["last_failure_at"] > policy.reset_after:
+            failures = 0
         failures += 1
         locked_until = row["locked_until"]
         if policy.threshold and failures >= policy.threshold:
@@ -266,8 +272,8 @@ class EmbeddedAccountStore:
             _LOGGER.warning("Account %s locked after %d failed logins",
                             username, policy.threshold)
         conn.execute("UPDATE embedded_accounts SET failed_logins=?, "
-                     "first_failure_at=?, locked_until=? WHERE username=?",
-                     (failures, first or now, locked_until, username))
+                     "last_failure_at=?, locked_until=? WHERE username=?",
+                     (failures, now, locked_until, username))
 
     @staticmethod
     def _row(conn: sqlite3.Connection, username: str) -> sqlite3.Row | None:

@@ -48,9 +48,14 @@ class AccountManager:
 
     async def apply_lockout_policy(self) -> None:
         """Hand AccountService's lockout settings to the backend."""
+        threshold = self._settings.get("account.lockout_threshold")
+        duration = self._settings.get("account.lockout_duration")
+        if not duration:
+            # AccountService: a lockout duration of 0 means no lockout at all.
+            threshold = 0
         await self.backend.set_lockout_policy(LockoutPolicy(
-            threshold=self._settings.get("account.lockout_threshold"),
-            duration=self._settings.get("account.lockout_duration"),
+            threshold=threshold,
+            duration=duration,
             reset_after=self._settings.get("account.lockout_counter_reset_after"),
         ))
 

@@ -14,13 +14,16 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from http import HTTPStatus
 
-from bmcd.contracts import Account, AuthOutcome, AuthResult
+from bmcd.contracts import Account, AuthOutcome, AuthResult, BackendUnavailableError
 from bmcd.core.accounts import AccountManager
-from bmcd.core.errors import no_valid_session
+from bmcd.core.errors import RedfishError, no_valid_session
 from bmcd.core.privileges import role_privileges
 from bmcd.core.sessions import Session, SessionManager
+from bmcd.generated.registries import Base
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -65,9 +68,10 @@ class Authenticator:
                        hashlib.sha256).digest()
         cached = self._cache.get(key)
         if cached and cached[1] > time.monotonic():
-            result = await self._accounts.backend.check_account(username)
+            result = await _checked(self._accounts.backend.check_account(username))
         else:
-            result = await self._accounts.backend.authenticate(username, password)
+            result = await _checked(
+                self._accounts.backend.authenticate(username, password))
         if result.outcome is not AuthOutcome.OK or result.account is None:
             self._cache.pop(key, None)
             await self._refuse(username, origin, result)
@@ -92,7 +96,8 @@ class Authenticator:
 
     async def for_session(self, session: Session) -> Principal:
         """The principal of a live session, re-checking its account."""
-        result = await self._accounts.backend.check_account(session.username)
+        result = await _checked(
+            self._accounts.backend.check_account(session.username))
         if result.outcome is not AuthOutcome.OK or result.account is None:
             # The account went away or was disabled: so does the session.
             await self._sessions.delete(session.id)
@@ -119,3 +124,15 @@ class Authenticator:
         # A locked account is refused like a wrong password, so that lockout
         # does not confirm which names exist.
         raise no_valid_session()
+
+
+async def _checked(check: Awaitable[AuthResult]) -> AuthResult:
+    """A backend's verdict; 503 (not 500, not 401) while it cannot answer."""
+    try:
+        return await check
+    except BackendUnavailableError as err:
+        # Neither yes nor no: sessions stay, the client may retry.
+        _LOGGER.warning("Can't check credentials, account backend "
+                        "unavailable: %s", err)
+        raise RedfishError.of(HTTPStatus.SERVICE_UNAVAILABLE,
+                              Base.ServiceTemporarilyUnavailable, 10) from None

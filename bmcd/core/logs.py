@@ -1,4 +1,10 @@
-"""Logging set-up: journald-friendly under systemd, timestamps elsewhere."""
+"""Logging set-up: journald-friendly under systemd, timestamps elsewhere.
+
+Under systemd, stderr goes to the journal, which adds its own timestamps and
+reads a ``<N>`` syslog priority from the start of each line. Each record is
+then exactly one line, tracebacks included, so that one event is one journal
+entry with the right priority.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,31 @@ import logging
 import os
 import sys
 
-# syslog priorities that journald reads from a "<N>" line prefix.
-_PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4,
-               logging.ERROR: 3, logging.CRITICAL: 2}
+# syslog(3) priorities: 2 crit, 3 err, 4 warning, 6 info, 7 debug.
+_PRIORITIES = (
+    (logging.CRITICAL, 2),
+    (logging.ERROR, 3),
+    (logging.WARNING, 4),
+    (logging.INFO, 6),
+)
+
+
+def syslog_priority(levelno: int) -> int:
+    """The syslog priority for a logging level (custom levels round down)."""
+    for threshold, priority in _PRIORITIES:
+        if levelno >= threshold:
+            return priority
+    return 7
 
 
 class JournalFormatter(logging.Formatter):
     """One line per record, prefixed with its syslog priority, no timestamp."""
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record).replace("\n", " | ")
-        priority = _PRIORITIES.get(record.levelno, 6)
-        return f"<{priority}>{text}"
+        text = super().format(record).rstrip()
+        # A multi-line message or traceback stays one journal entry.
+        text = " | ".join(text.splitlines())
+        return f"<{syslog_priority(record.levelno)}>{text}"
 
 
 def under_journald() -> bool:
@@ -27,9 +46,9 @@ def under_journald() -> bool:
         return False
     try:
         device, inode = (int(part) for part in stream.split(":"))
-    except ValueError:
+        stat = os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError, AttributeError):
         return False
-    stat = os.fstat(sys.stderr.fileno())
     return (stat.st_dev, stat.st_ino) == (device, inode)
 
 
@@ -39,10 +58,16 @@ def setup_logging(level: str) -> None:
     if under_journald():
         handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
     else:
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    set_level(level)
     # aiohttp's access log would add a line per request; bmcd logs what matters.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def set_level(level: str) -> None:
+    """Change the level of bmcd's logging (``debug``, ``info``, ...)."""
+    logging.getLogger().setLevel(level.upper())

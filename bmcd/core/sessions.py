@@ -62,6 +62,8 @@ class SessionManager:
         self._store = store
         self._settings = settings
         self._max_sessions = max_sessions
+        # Uses newer than the stored last_used (see _TOUCH_INTERVAL), by id.
+        self._used: dict[str, float] = {}
 
     async def start(self) -> None:
         """Create the sessions table and forget sessions that expired."""
@@ -112,13 +114,16 @@ class SessionManager:
             return None
         session = self._session(row)
         now = time.time()
-        if now - session.last_used > self.timeout:
+        if now - self._last_used(session) > self.timeout:
             await self.delete(session.id)
             _LOGGER.info("Session %s of %s expired", session.id, session.username)
             return None
         if now - session.last_used > _TOUCH_INTERVAL:
             await self._store.run(lambda c: c.execute(
                 "UPDATE sessions SET last_used=? WHERE id=?", (now, session.id)))
+            self._used.pop(session.id, None)
+        else:
+            self._used[session.id] = now
         return session
 
     async def get(self, session_id: str) -> Session | None:
@@ -128,7 +133,7 @@ class SessionManager:
         if row is None:
             return None
         session = self._session(row)
-        if time.time() - session.last_used > self.timeout:
+        if time.time() - self._last_used(session) > self.timeout:
             return None
         return session
 
@@ -141,6 +146,7 @@ class SessionManager:
 
     async def delete(self, session_id: str) -> bool:
         """End a session; False when there was none."""
+        self._used.pop(session_id, None)
         cursor = await self._store.run(lambda c: c.execute(
             "DELETE FROM sessions WHERE id=?", (session_id,)))
         return bool(cursor.rowcount)
@@ -153,8 +159,19 @@ class SessionManager:
     async def expire(self) -> None:
         """Delete every session idle longer than the timeout."""
         cutoff = time.time() - self.timeout
-        await self._store.run(lambda c: c.execute(
-            "DELETE FROM sessions WHERE last_used < ?", (cutoff,)))
+        used = [(when, session_id) for session_id, when in self._used.items()]
+        self._used.clear()
+
+        def sweep(conn: sqlite3.Connection) -> None:
+            # Uses not yet written still count as activity.
+            conn.executemany("UPDATE sessions SET last_used=MAX(last_used, ?) "
+                             "WHERE id=?", used)
+            conn.execute("DELETE FROM sessions WHERE last_used < ?", (cutoff,))
+
+        await self._store.run(sweep)
+
+    def _last_used(self, session: Session) -> float:
+        return max(session.last_used, self._used.get(session.id, 0.0))
 
     @staticmethod
     def _session(row: sqlite3.Row) -> Session:

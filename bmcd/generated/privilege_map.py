@@ -53,6 +53,14 @@ OPERATION_MAP: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = {
         "POST": (("ConfigureManager",),),
         "PUT": (("ConfigureManager",),),
     },
+    "CertificateLocations": {
+        "DELETE": (("ConfigureManager",),),
+        "GET": (("ConfigureManager",),),
+        "HEAD": (("ConfigureManager",),),
+        "PATCH": (("ConfigureManager",),),
+        "POST": (("ConfigureManager",),),
+        "PUT": (("ConfigureManager",),),
+    },
     "CertificateService": {
         "DELETE": (("ConfigureManager",),),
         "GET": (("Login",),),

@@ -7,12 +7,12 @@
 # json-schema/Certificate.v1_11_0.json json-schema/CertificateCollection.json
 # json-schema/CertificateEnrollment.json
 # json-schema/CertificateEnrollmentCollection.json json-schema/CertificateLocations.json
-# json-schema/CertificateService.json json-schema/CertificateService.v1_2_1.json
-# json-schema/Chassis.json json-schema/ChassisCollection.json
-# json-schema/ComponentIntegrityCollection.json json-schema/CompositionService.json
-# json-schema/ComputerSystem.json json-schema/ComputerSystemCollection.json
-# json-schema/Endpoint.json json-schema/EthernetInterface.json
-# json-schema/EthernetInterface.v1_12_4.json
+# json-schema/CertificateLocations.v1_0_4.json json-schema/CertificateService.json
+# json-schema/CertificateService.v1_2_1.json json-schema/Chassis.json
+# json-schema/ChassisCollection.json json-schema/ComponentIntegrityCollection.json
+# json-schema/CompositionService.json json-schema/ComputerSystem.json
+# json-schema/ComputerSystemCollection.json json-schema/Endpoint.json
+# json-schema/EthernetInterface.json json-schema/EthernetInterface.v1_12_4.json
 # json-schema/EthernetInterfaceCollection.json json-schema/Event.json
 # json-schema/EventDestination.json json-schema/EventDestination.v1_16_0.json
 # json-schema/EventDestinationCollection.json json-schema/EventService.json
@@ -97,6 +97,7 @@ TYPE_VERSIONS: dict[str, str] = {
     "ActionInfo": "v1_5_0",
     "Certificate": "v1_11_0",
     "CertificateCollection": "",
+    "CertificateLocations": "v1_0_4",
     "CertificateService": "v1_2_1",
     "EthernetInterface": "v1_12_4",
     "EthernetInterfaceCollection": "",
@@ -135,6 +136,7 @@ ODATA_TYPES: dict[str, str] = {
     "ActionInfo": "#ActionInfo.v1_5_0.ActionInfo",
     "Certificate": "#Certificate.v1_11_0.Certificate",
     "CertificateCollection": "#CertificateCollection.CertificateCollection",
+    "CertificateLocations": "#CertificateLocations.v1_0_4.CertificateLocations",
     "CertificateService": "#CertificateService.v1_2_1.CertificateService",
     "EthernetInterface": "#EthernetInterface.v1_12_4.EthernetInterface",
     "EthernetInterfaceCollection": "#EthernetInterfaceCollection.EthernetInterfaceCollection",
@@ -179,6 +181,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "@odata.type",
         "Name",
     ),
+    "CertificateLocations": ("@odata.id", "@odata.type", "Id", "Name"),
     "CertificateService": ("@odata.id", "@odata.type", "Id", "Name"),
     "EthernetInterface": ("@odata.id", "@odata.type", "Id", "Name"),
     "EthernetInterfaceCollection": (
@@ -1721,6 +1724,29 @@ SPECS: dict[str, dict[str, Prop]] = {
             readonly=True,
             items=Prop(("object",), readonly=True, link=True),
             link=True,
+        ),
+        "Name": Prop(("string",), readonly=True),
+        "Oem": Prop(("object",)),
+    },
+    "CertificateLocations": {
+        "Actions": Prop(
+            ("object",),
+            readonly=True,
+            props={"Oem": Prop(("object",), readonly=True)},
+        ),
+        "Description": Prop(("string", "null"), readonly=True),
+        "Id": Prop(("string",), readonly=True),
+        "Links": Prop(
+            ("object",),
+            props={
+                "Certificates": Prop(
+                    ("array",),
+                    readonly=True,
+                    items=Prop(("object",), readonly=True, link=True),
+                    link=True,
+                ),
+                "Oem": Prop(("object",)),
+            },
         ),
         "Name": Prop(("string",), readonly=True),
         "Oem": Prop(("object",)),

@@ -119,6 +119,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 
     if method == "GET":
         return await _get(call, resource, handler, options)
+    if method in resource.public:
+        # Logging in: an anonymous caller (whose failed login PAM may hold
+        # for seconds) must not hold a lock that other logins wait on.
+        return _reply_response(call, resource, await handler(call))
     async with _write_lock(request.app, request.path):
         await check_if_match(call, resource)
         result = await handler(call)
@@ -275,7 +279,11 @@ def _allowed_before_change(call: Call, resource: Resource, is_self: bool) -> boo
     # DSP0266: until the password is changed, an account may only read its
     # own account, change its password, and see and end its session.
     if resource.entity == "ManagerAccount" and is_self:
-        return call.method in ("GET", "PATCH")
+        if call.method == "PATCH":
+            # Only the password: clearing the flag must not be a way out.
+            body = call._body if isinstance(call._body, dict) else {}
+            return {k for k in body if not k.startswith("@")} == {"Password"}
+        return call.method == "GET"
     if resource.entity == "Session" and is_self:
         return call.method in ("GET", "DELETE")
     return False

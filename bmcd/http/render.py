@@ -27,9 +27,14 @@ def dumps(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+# Not state a client could overwrite by mistake: a clock reading (Managers'
+# DateTime) would make every tag stale within a second.
+_NOT_IN_ETAG = frozenset({"@odata.etag", "DateTime"})
+
+
 def etag_of(body: dict[str, Any]) -> str:
-    """A weak ETag over the resource's JSON, ignoring any etag inside it."""
-    content = {k: v for k, v in body.items() if k != "@odata.etag"}
+    """A weak ETag over the resource's JSON, ignoring its etag and clock."""
+    content = {k: v for k, v in body.items() if k not in _NOT_IN_ETAG}
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode())
     return f'W/"{digest.hexdigest()[:16]}"'
 

@@ -14,8 +14,10 @@ from aiohttp import web
 from bmcd.http.routing import RouteTable
 from bmcd.redfish import (
     account_service,
+    certificate_service,
     managers,
     metadata,
+    network_protocol,
     registries,
     service_root,
     session_service,
@@ -28,6 +30,8 @@ SERVICES: tuple[ModuleType, ...] = (
     account_service,
     session_service,
     managers,
+    certificate_service,
+    network_protocol,
 )
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]

@@ -114,6 +114,10 @@ async def post_session(call: Call) -> Reply:
             raise RedfishError.of(HTTPStatus.BAD_REQUEST,
                                   Base.PropertyValueTypeError, body[name], name,
                                   related=f"#/{name}")
+    if not keys.SETTINGS.get(call.app).get("account.service_enabled"):
+        # AccountService: while it is disabled, no new sessions (Basic works).
+        raise RedfishError.of(HTTPStatus.SERVICE_UNAVAILABLE, Base.ServiceDisabled,
+                              "/redfish/v1/AccountService")
     authenticator = keys.AUTHENTICATOR.get(call.app)
     account = await authenticator.login(body["UserName"], body["Password"],
                                         call.client)
