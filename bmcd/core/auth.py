@@ -98,6 +98,10 @@ class Authenticator:
         """The principal of a live session, re-checking its account."""
         result = await _checked(
             self._accounts.backend.check_account(session.username))
+        if result.outcome is AuthOutcome.LOCKED and result.account is not None:
+            # Lockout stops password guessing; it must not let a guesser end
+            # the sessions the real user already opened.
+            return self._principal(result.account, session.id)
         if result.outcome is not AuthOutcome.OK or result.account is None:
             # The account went away or was disabled: so does the session.
             await self._sessions.delete(session.id)

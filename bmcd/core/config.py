@@ -262,6 +262,9 @@ def parse_listen(text: object) -> ListenAddress:
         host, sep, port_text = text[1:].partition("]:")
     else:
         host, sep, port_text = text.rpartition(":")
+        if ":" in host:
+            raise ValueError(f"write an IPv6 address in brackets: [ADDRESS]:PORT, "
+                             f"not {text!r}")
     if not sep or not host:
         raise ValueError(f"{text!r} is not ADDRESS:PORT")
     try:

@@ -44,7 +44,10 @@ async def core_services(config: Config) -> AsyncIterator[CoreServices]:
             await sessions.start()
             accounts = AccountManager(backend, settings, sessions)
             await accounts.apply_lockout_policy()
-            yield CoreServices(store, settings, sessions, accounts)
+            try:
+                yield CoreServices(store, settings, sessions, accounts)
+            finally:
+                await sessions.stop()
         finally:
             await backend.stop()
     finally:

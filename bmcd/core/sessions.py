@@ -156,6 +156,14 @@ class SessionManager:
         await self._store.run(lambda c: c.execute(
             "DELETE FROM sessions WHERE username=?", (username,)))
 
+    async def stop(self) -> None:
+        """Write the recent uses that only live in memory (clean shutdown)."""
+        used = [(when, session_id) for session_id, when in self._used.items()]
+        self._used.clear()
+        if used:
+            await self._store.run(lambda c: c.executemany(
+                "UPDATE sessions SET last_used=MAX(last_used, ?) WHERE id=?", used))
+
     async def expire(self) -> None:
         """Delete every session idle longer than the timeout."""
         cutoff = time.time() - self.timeout

@@ -230,6 +230,7 @@ def test_parse_listen(text: str, expected: ListenAddress) -> None:
         "127.0.0.1:x",
         "[::1]443",
         "[::1]:",
+        "::1:443",
         443,
     ],
 )

@@ -141,3 +141,15 @@ async def test_delete_and_delete_user(store: Store, clock: Clock) -> None:
     assert await manager.lookup(token) is None
     await manager.delete_user("alice")
     assert [s.id for s in await manager.list()] == [other.id]
+
+
+async def test_recent_uses_are_written_on_stop(store: Store, clock: Clock) -> None:
+    manager = await _manager(store, idle=60)
+    session, token = await manager.create("alice", "10.0.0.1", None)
+    clock.now += 10
+    assert await manager.lookup(token) is not None  # kept in memory only
+    await manager.stop()
+
+    restarted = await _manager(store, idle=60)
+    clock.now += 55  # 65 s after creation, 55 s after the last use
+    assert await restarted.lookup(token) is not None

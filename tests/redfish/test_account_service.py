@@ -177,6 +177,24 @@ async def test_lockout_after_threshold(
     assert await _status(client, OPERATOR) == 200
 
 
+async def test_lockout_keeps_open_sessions(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # Someone else's guessing must not log the real user out.
+    token, _ = await login(client, OPERATOR)
+    await client.patch(
+        SERVICE,
+        headers=admin,
+        json={"AccountLockoutThreshold": 2, "AccountLockoutDuration": 600,
+              "AccountLockoutCounterResetAfter": 600},
+    )
+    for _ in range(2):
+        assert await _status(client, ("oper", "wrong-password")) == 401
+    assert (await _account(client, admin, "oper"))["Locked"] is True
+    response = await client.get(SERVICE, headers=token_header(token))
+    assert response.status == 200
+
+
 async def test_lockout_ends_after_duration(
     client: TestClient, admin: dict[str, str]
 ) -> None:
