@@ -424,6 +424,8 @@ class CertificateManager:
 
     async def check_expiry(self) -> list[StoredCertificate]:
         """Log a warning for each certificate expiring soon; return them."""
+        # TODO(event issue: also publish an event and raise a service
+        # condition for each one).
         limit = _now() + datetime.timedelta(days=self.expiry_warning_days)
         expiring = []
         for slot in Slot:

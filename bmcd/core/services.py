@@ -58,11 +58,15 @@ def account_backend(config: Config, store: Store) -> AccountBackend:
     """The account backend the config names, found by entry point."""
     name = config.backends["accounts"]
     factory = plugins.load("accounts", name)
-    backend = factory(BackendContext(
-        state_dir=config.state_dir,
-        options=config.backend_options.get(name, {}),
-        database=store,
-    ))
+    try:
+        backend = factory(BackendContext(
+            state_dir=config.state_dir,
+            options=config.backend_options.get(name, {}),
+            database=store,
+        ))
+    except ValueError as err:
+        # A backend refuses its [backends.<name>] options this way.
+        raise plugins.PluginError(f"accounts backend {name!r}: {err}") from err
     if not isinstance(backend, AccountBackend):
         raise plugins.PluginError(f"accounts backend {name!r} does not implement "
                                   "AccountBackend")

@@ -14,6 +14,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from bmcd.core.accounts import AccountManager
     from bmcd.core.auth import Authenticator
+    from bmcd.core.certificates import CertificateManager
     from bmcd.core.config import Config
     from bmcd.core.lifecycle import Lifecycle
     from bmcd.core.sessions import SessionManager
@@ -52,4 +53,5 @@ AUTHENTICATOR: Key[Authenticator] = Key("authenticator")
 ROUTES: Key[RouteTable] = Key("routes")
 LIFECYCLE: Key[Lifecycle] = Key("lifecycle")
 TLS: Key[TLSContextHolder] = Key("tls")
+CERTIFICATES: Key[CertificateManager] = Key("certificates")
 

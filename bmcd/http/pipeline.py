@@ -57,7 +57,8 @@ async def error_middleware(
     try:
         return await handler(request)
     except RedfishError as err:
-        if err.status >= 500:
+        # 501 answers a client asking for what bmcd does not offer.
+        if err.status >= 500 and err.status != HTTPStatus.NOT_IMPLEMENTED:
             _LOGGER.error("%s %s failed: %s", request.method, request.path, err)
         return error_response(err)
     except web.HTTPException as exc:

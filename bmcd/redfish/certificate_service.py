@@ -61,7 +61,6 @@ CSR_COLLECTIONS = (HTTPS_CERTIFICATES_URI,)
 CERTIFICATE_TYPES = ("PEM", "PEMchain")
 EXPIRY_CHECK_SECONDS = 24 * 3600
 
-CERTIFICATES: keys.Key[CertificateManager] = keys.Key("certificates")
 
 _GENERATE_CSR = "#CertificateService.GenerateCSR"
 _REPLACE = "#CertificateService.ReplaceCertificate"
@@ -100,7 +99,7 @@ async def cleanup_context(app: web.Application) -> AsyncIterator[None]:
         config.state_dir, holder, allow_key_upload=config.tls.allow_key_upload,
         expiry_warning_days=config.tls.expiry_warning_days)
     await manager.start()
-    CERTIFICATES.set(app, manager)
+    keys.CERTIFICATES.set(app, manager)
     watcher = asyncio.create_task(_watch_expiry(manager),
                                   name="bmcd certificate expiry check")
     try:
@@ -125,7 +124,7 @@ async def _watch_expiry(manager: CertificateManager) -> None:
 
 def manager_of(call: Call) -> CertificateManager:
     """The certificate manager of the app serving ``call``."""
-    return CERTIFICATES.get(call.app)
+    return keys.CERTIFICATES.get(call.app)
 
 
 # Rendering

@@ -14,7 +14,7 @@ from testkit import ADMIN, READONLY, basic, error_ids
 from bmcd.core.config import Config, ListenAddress, TLSConfig
 from bmcd.generated.schemas import ACTION_PARAMETERS
 from bmcd.http import keys
-from bmcd.redfish.certificate_service import CERTIFICATES
+from bmcd.http.keys import CERTIFICATES
 
 MakeClient = Callable[..., Awaitable[TestClient]]
 SERVICE = "/redfish/v1/CertificateService"
