@@ -47,7 +47,7 @@ class Notifier:
             sdnotify = importlib.import_module("sdnotify")
         except ImportError:
             sdnotify = None
-        if sdnotify is not None:
+        if sdnotify is not None and address == os.environ.get("NOTIFY_SOCKET"):
             # It reads $NOTIFY_SOCKET itself and swallows every error.
             self._sdnotify = sdnotify.SystemdNotifier()
             self._socket = self._sdnotify.socket

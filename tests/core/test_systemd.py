@@ -81,9 +81,13 @@ def test_without_manager_nothing_happens(monkeypatch: pytest.MonkeyPatch) -> Non
 # python3-sdnotify drops its socket unclosed when connect() fails.
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_unreachable_manager_is_logged(
-    tmp_path: Path, sender: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sender: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    notifier = systemd.Notifier(str(tmp_path / "missing"))
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "missing"))
+    notifier = systemd.Notifier.from_environment()
 
     notifier.ready("Serving")
 

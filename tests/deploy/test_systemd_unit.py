@@ -12,6 +12,10 @@ import pytest
 
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
 ANALYZE = shutil.which("systemd-analyze")
+# 0 is best, 10 worst; systemd calls up to 2.0 "OK". bmcd.service scores 1.9.
+# Loosen the hardening only on purpose: then raise this and update the score
+# in docs/deployment.md.
+MAX_EXPOSURE = 2.0
 
 pytestmark = [
     pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed"),
@@ -62,8 +66,7 @@ def test_security_exposure(units: Path) -> None:
     )
     assert match, result.stdout + result.stderr
     print(f"systemd-analyze security: exposure {match.group(1)}")
-    # 0 is best, 10 worst; systemd calls up to 2.0 "OK".
-    assert float(match.group(1)) <= 2.0
+    assert float(match.group(1)) <= MAX_EXPOSURE
 
 
 def test_service_contract() -> None:
