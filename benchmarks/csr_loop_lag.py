@@ -29,12 +29,15 @@ from bmcd.http.app import create_app
 
 TICK = 0.005
 USER = ("bench", "bench-password-1")
-GENERATE_CSR = ("/redfish/v1/CertificateService/Actions/"
-                "CertificateService.GenerateCSR")
-BODY = {"CommonName": "bmc.bench.test", "KeyPairAlgorithm": "TPM_ALG_RSA",
-        "KeyBitLength": 4096,
-        "CertificateCollection": {
-            "@odata.id": "/redfish/v1/Managers/1/NetworkProtocol/HTTPS/Certificates"}}
+GENERATE_CSR = "/redfish/v1/CertificateService/Actions/CertificateService.GenerateCSR"
+BODY = {
+    "CommonName": "bmc.bench.test",
+    "KeyPairAlgorithm": "TPM_ALG_RSA",
+    "KeyBitLength": 4096,
+    "CertificateCollection": {
+        "@odata.id": "/redfish/v1/Managers/1/NetworkProtocol/HTTPS/Certificates"
+    },
+}
 
 
 class Ticker:
@@ -72,17 +75,19 @@ def p99(values: list[float]) -> float:
 
 async def main(runs: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bmcd-bench-") as temp:
-        config = dataclasses.replace(Config(), state_dir=Path(temp) / "state",
-                                     source="benchmark")
+        config = dataclasses.replace(
+            Config(), state_dir=Path(temp) / "state", source="benchmark"
+        )
         await add_account(config, *USER, "Administrator")
         server = TestServer(create_app(config), host="127.0.0.1")
         await server.start_server()
         ticker = Ticker()
         try:
             async with ClientSession(str(server.make_url("/"))) as http:
-                login = await http.post("/redfish/v1/SessionService/Sessions",
-                                        json={"UserName": USER[0],
-                                              "Password": USER[1]})
+                login = await http.post(
+                    "/redfish/v1/SessionService/Sessions",
+                    json={"UserName": USER[0], "Password": USER[1]},
+                )
                 headers = {"X-Auth-Token": login.headers["X-Auth-Token"]}
 
                 # The same ticker with nothing to do, for as long as each CSR
@@ -90,13 +95,11 @@ async def main(runs: int) -> None:
                 csr_lags: list[float] = []
                 idle_lags: list[float] = []
                 times: list[float] = []
-                print(f"load average {os.getloadavg()[0]:.2f} on "
-                      f"{os.cpu_count()} CPUs")
+                print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
                 for run in range(1, runs + 1):
                     ticker.start()
                     started = time.perf_counter()
-                    response = await http.post(GENERATE_CSR, json=BODY,
-                                               headers=headers)
+                    response = await http.post(GENERATE_CSR, json=BODY, headers=headers)
                     body = await response.json()
                     elapsed = time.perf_counter() - started
                     lags = await ticker.stop()
@@ -108,18 +111,22 @@ async def main(runs: int) -> None:
                     times.append(elapsed)
                     csr_lags += lags
                     idle_lags += idle
-                    print(f"RSA-4096 CSR {run}: {elapsed:5.2f} s, lag max "
-                          f"{max(lags) * 1000:6.1f} ms p99 {p99(lags) * 1000:5.1f}"
-                          f" ms | idle: max {max(idle) * 1000:6.1f} ms p99 "
-                          f"{p99(idle) * 1000:5.1f} ms")
+                    print(
+                        f"RSA-4096 CSR {run}: {elapsed:5.2f} s, lag max "
+                        f"{max(lags) * 1000:6.1f} ms p99 {p99(lags) * 1000:5.1f}"
+                        f" ms | idle: max {max(idle) * 1000:6.1f} ms p99 "
+                        f"{p99(idle) * 1000:5.1f} ms"
+                    )
                 median = statistics.median(times)
-                print(f"{runs} runs: CSR median {median:.2f} s (max "
-                      f"{max(times):.2f} s); lag during CSRs max "
-                      f"{max(csr_lags) * 1000:.1f} ms p99 "
-                      f"{p99(csr_lags) * 1000:.1f} ms; idle max "
-                      f"{max(idle_lags) * 1000:.1f} ms p99 "
-                      f"{p99(idle_lags) * 1000:.1f} ms (target < 50 ms); load "
-                      f"average now {os.getloadavg()[0]:.2f}")
+                print(
+                    f"{runs} runs: CSR median {median:.2f} s (max "
+                    f"{max(times):.2f} s); lag during CSRs max "
+                    f"{max(csr_lags) * 1000:.1f} ms p99 "
+                    f"{p99(csr_lags) * 1000:.1f} ms; idle max "
+                    f"{max(idle_lags) * 1000:.1f} ms p99 "
+                    f"{p99(idle_lags) * 1000:.1f} ms (target < 50 ms); load "
+                    f"average now {os.getloadavg()[0]:.2f}"
+                )
         finally:
             await server.close()
 

@@ -44,8 +44,13 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-async def measure(session: aiohttp.ClientSession, url: str, headers: dict[str, str],
-                  total: int, concurrency: int) -> tuple[list[float], float]:
+async def measure(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    total: int,
+    concurrency: int,
+) -> tuple[list[float], float]:
     latencies: list[float] = []
     remaining = total
 
@@ -70,29 +75,43 @@ async def run(base: str, pid: int, total: int, concurrency: int) -> None:
     context.verify_mode = ssl.CERT_NONE
     connector = aiohttp.TCPConnector(ssl=context, limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.post(f"{base}/redfish/v1/SessionService/Sessions",
-                                json={"UserName": USER, "Password": PASSWORD}) as r:
+        async with session.post(
+            f"{base}/redfish/v1/SessionService/Sessions",
+            json={"UserName": USER, "Password": PASSWORD},
+        ) as r:
             token = r.headers["X-Auth-Token"]
         basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
         cases = [
             ("service root, no auth", "/redfish/v1", {}),
-            ("account, session token", f"/redfish/v1/AccountService/Accounts/{USER}",
-             {"X-Auth-Token": token}),
-            ("account, HTTP Basic", f"/redfish/v1/AccountService/Accounts/{USER}",
-             {"Authorization": f"Basic {basic}"}),
-            ("accounts $expand=.", "/redfish/v1/AccountService/Accounts?$expand=.",
-             {"X-Auth-Token": token}),
+            (
+                "account, session token",
+                f"/redfish/v1/AccountService/Accounts/{USER}",
+                {"X-Auth-Token": token},
+            ),
+            (
+                "account, HTTP Basic",
+                f"/redfish/v1/AccountService/Accounts/{USER}",
+                {"Authorization": f"Basic {basic}"},
+            ),
+            (
+                "accounts $expand=.",
+                "/redfish/v1/AccountService/Accounts?$expand=.",
+                {"X-Auth-Token": token},
+            ),
         ]
         print(f"{total} requests per case, {concurrency} concurrent, keep-alive")
         for name, path, headers in cases:
             await measure(session, base + path, headers, 20, 1)  # warm-up
-            latencies, elapsed = await measure(session, base + path, headers,
-                                               total, concurrency)
+            latencies, elapsed = await measure(
+                session, base + path, headers, total, concurrency
+            )
             latencies.sort()
             p50 = statistics.median(latencies) * 1000
             p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-            print(f"  {name:26s} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  "
-                  f"{total / elapsed:7.0f} req/s")
+            print(
+                f"  {name:26s} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  "
+                f"{total / elapsed:7.0f} req/s"
+            )
     print(f"daemon RSS after the run: {rss_kib(pid) / 1024:.1f} MiB")
 
 
@@ -102,16 +121,35 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="bmcd-bench-"))
-    subprocess.run([sys.executable, "-m", "bmcd", "account", "add", USER,
-                    "--role", "Administrator", "--state-dir", str(state),
-                    "--password-stdin"], input=PASSWORD + "\n", text=True,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bmcd",
+            "account",
+            "add",
+            USER,
+            "--role",
+            "Administrator",
+            "--state-dir",
+            str(state),
+            "--password-stdin",
+        ],
+        input=PASSWORD + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
     config = state / "bmcd.toml"
-    config.write_text(f'[server]\nlisten = ["127.0.0.1:{port}"]\n'
-                      f'state_dir = "{state}"\n[logging]\nlevel = "warning"\n')
-    daemon = subprocess.Popen([sys.executable, "-m", "bmcd", "serve", "--config",
-                               str(config)], env={**os.environ})
+    config.write_text(
+        f'[server]\nlisten = ["127.0.0.1:{port}"]\n'
+        f'state_dir = "{state}"\n[logging]\nlevel = "warning"\n'
+    )
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "bmcd", "serve", "--config", str(config)],
+        env={**os.environ},
+    )
     try:
         base = f"https://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

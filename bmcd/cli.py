@@ -28,35 +28,49 @@ _LOGGER = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bmcd", description="Redfish "
-                                     "management daemon")
+    parser = argparse.ArgumentParser(
+        prog="bmcd", description="Redfish management daemon"
+    )
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the daemon")
     _common(serve)
-    serve.add_argument("--listen", action="append", metavar="ADDR:PORT",
-                       help="HTTPS address to listen on (repeatable); "
-                       "overrides server.listen")
+    serve.add_argument(
+        "--listen",
+        action="append",
+        metavar="ADDR:PORT",
+        help="HTTPS address to listen on (repeatable); overrides server.listen",
+    )
 
     account = commands.add_parser("account", help="manage accounts offline")
-    account_commands = account.add_subparsers(dest="account_command",
-                                              required=True)
+    account_commands = account.add_subparsers(dest="account_command", required=True)
     add = account_commands.add_parser("add", help="create an account")
     add.add_argument("name", help="user name")
     add.add_argument("--role", required=True, choices=sorted(ROLES))
-    add.add_argument("--password-stdin", action="store_true",
-                     help="read the password from the first line of stdin")
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin",
+    )
     _common(add)
     return parser
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, metavar="FILE",
-                        help=f"config file (default {DEFAULT_CONFIG_FILE} if it "
-                        "exists, else built-in defaults)")
-    parser.add_argument("--state-dir", type=Path, metavar="DIR",
-                        help="state directory; overrides server.state_dir")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"config file (default {DEFAULT_CONFIG_FILE} if it "
+        "exists, else built-in defaults)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="state directory; overrides server.state_dir",
+    )
 
 
 def _config(args: argparse.Namespace) -> Config:

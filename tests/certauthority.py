@@ -26,15 +26,20 @@ def pem(certificate: x509.Certificate) -> str:
 
 def key_pem(key: Key) -> str:
     """Unencrypted PKCS#8 PEM text of a key."""
-    return key.private_bytes(serialization.Encoding.PEM,
-                             serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
 
 
 def fingerprint(certificate_pem: str | bytes) -> str:
     """SHA-256 fingerprint as Redfish shows it (AA:BB:...)."""
-    data = certificate_pem.encode() if isinstance(certificate_pem, str) else (
-        certificate_pem)
+    data = (
+        certificate_pem.encode()
+        if isinstance(certificate_pem, str)
+        else (certificate_pem)
+    )
     if data.lstrip().startswith(b"-----"):
         certificate = x509.load_pem_x509_certificate(data)
     else:
@@ -47,22 +52,29 @@ class TestCA:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, common_name: str = "bmcd test CA",
-                 issuer: TestCA | None = None) -> None:
+    def __init__(
+        self, common_name: str = "bmcd test CA", issuer: TestCA | None = None
+    ) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
-        self.name = x509.Name([
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "bmcd tests")])
+        self.name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "bmcd tests"),
+            ]
+        )
         signer = issuer or self
-        builder = (x509.CertificateBuilder()
-                   .subject_name(self.name)
-                   .issuer_name(signer.name if issuer else self.name)
-                   .public_key(self.key.public_key())
-                   .serial_number(x509.random_serial_number())
-                   .not_valid_before(now() - DAY)
-                   .not_valid_after(now() + 365 * DAY)
-                   .add_extension(x509.BasicConstraints(ca=True, path_length=None),
-                                  critical=True))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(self.name)
+            .issuer_name(signer.name if issuer else self.name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now() - DAY)
+            .not_valid_after(now() + 365 * DAY)
+            .add_extension(
+                x509.BasicConstraints(ca=True, path_length=None), critical=True
+            )
+        )
         self.certificate = builder.sign(signer.key, hashes.SHA256())
 
     @property
@@ -70,27 +82,37 @@ class TestCA:
         """This CA's certificate, PEM."""
         return pem(self.certificate)
 
-    def issue(self, public_key: object, subject: x509.Name, *,
-              alt_names: list[x509.GeneralName] | None = None,
-              not_before: datetime.datetime | None = None,
-              not_after: datetime.datetime | None = None) -> x509.Certificate:
+    def issue(
+        self,
+        public_key: object,
+        subject: x509.Name,
+        *,
+        alt_names: list[x509.GeneralName] | None = None,
+        not_before: datetime.datetime | None = None,
+        not_after: datetime.datetime | None = None,
+    ) -> x509.Certificate:
         """A server certificate for ``public_key``."""
-        builder = (x509.CertificateBuilder()
-                   .subject_name(subject)
-                   .issuer_name(self.name)
-                   .public_key(public_key)  # type: ignore[arg-type]
-                   .serial_number(x509.random_serial_number())
-                   .not_valid_before(not_before or now() - DAY)
-                   .not_valid_after(not_after or now() + 30 * DAY)
-                   .add_extension(x509.ExtendedKeyUsage(
-                       [ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.name)
+            .public_key(public_key)  # type: ignore[arg-type]
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or now() - DAY)
+            .not_valid_after(not_after or now() + 30 * DAY)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            )
+        )
         if alt_names:
             builder = builder.add_extension(
-                x509.SubjectAlternativeName(alt_names), critical=False)
+                x509.SubjectAlternativeName(alt_names), critical=False
+            )
         return builder.sign(self.key, hashes.SHA256())
 
-    def sign_csr(self, csr_pem: str | bytes, **validity: datetime.datetime
-                 ) -> x509.Certificate:
+    def sign_csr(
+        self, csr_pem: str | bytes, **validity: datetime.datetime
+    ) -> x509.Certificate:
         """A certificate for a CSR's key, subject and SANs."""
         data = csr_pem.encode() if isinstance(csr_pem, str) else csr_pem
         csr = x509.load_pem_x509_csr(data)
@@ -100,14 +122,15 @@ class TestCA:
             names = list(san.value)
         except x509.ExtensionNotFound:
             names = []
-        return self.issue(csr.public_key(), csr.subject, alt_names=names,
-                          **validity)
+        return self.issue(csr.public_key(), csr.subject, alt_names=names, **validity)
 
-    def server_certificate(self, common_name: str = "127.0.0.1"
-                           ) -> tuple[x509.Certificate, Key]:
+    def server_certificate(
+        self, common_name: str = "127.0.0.1"
+    ) -> tuple[x509.Certificate, Key]:
         """A fresh key and a certificate for it (for key-upload tests)."""
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         names: list[x509.GeneralName] = [
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+        ]
         return self.issue(key.public_key(), subject, alt_names=names), key

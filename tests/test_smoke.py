@@ -14,8 +14,9 @@ async def test_service_root_needs_no_credentials(client: TestClient) -> None:
     assert response.headers["OData-Version"] == "4.0"
 
 
-async def test_accounts_need_credentials(client: TestClient,
-                                         admin: dict[str, str]) -> None:
+async def test_accounts_need_credentials(
+    client: TestClient, admin: dict[str, str]
+) -> None:
     assert (await client.get("/redfish/v1/AccountService/Accounts")).status == 401
     response = await client.get("/redfish/v1/AccountService/Accounts", headers=admin)
     assert response.status == 200

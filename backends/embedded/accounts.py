@@ -53,8 +53,10 @@ def _migration_1(conn: sqlite3.Connection) -> None:
 
 def _migration_2(conn: sqlite3.Connection) -> None:
     # The reset window runs from the latest failure, not the first.
-    conn.execute("ALTER TABLE embedded_accounts "
-                 "RENAME COLUMN first_failure_at TO last_failure_at")
+    conn.execute(
+        "ALTER TABLE embedded_accounts "
+        "RENAME COLUMN first_failure_at TO last_failure_at"
+    )
 
 
 _MIGRATIONS = (_migration_1, _migration_2)
@@ -63,8 +65,14 @@ _MIGRATIONS = (_migration_1, _migration_2)
 def hash_password(password: str) -> str:
     """Return a self-describing scrypt hash of ``password`` (slow: use a thread)."""
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R,
-                            p=_SCRYPT_P, maxmem=_SCRYPT_MAXMEM)
+    digest = hashlib.scrypt(
+        password.encode(),
+        salt=salt,
+        n=_SCRYPT_N,
+        r=_SCRYPT_R,
+        p=_SCRYPT_P,
+        maxmem=_SCRYPT_MAXMEM,
+    )
     encoded_salt = base64.b64encode(salt).decode()
     encoded_digest = base64.b64encode(digest).decode()
     return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${encoded_salt}${encoded_digest}"
@@ -77,9 +85,15 @@ def verify_password(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         expected = base64.b64decode(digest)
-        actual = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt),
-                                n=int(n), r=int(r), p=int(p), maxmem=_SCRYPT_MAXMEM,
-                                dklen=len(expected))
+        actual = hashlib.scrypt(
+            password.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            maxmem=_SCRYPT_MAXMEM,
+            dklen=len(expected),
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)
@@ -117,8 +131,11 @@ class EmbeddedAccountStore:
 
     async def list_accounts(self) -> Sequence[Account]:
         """Every account, ordered by user name."""
-        rows = await self._db.run(lambda c: c.execute(
-            "SELECT * FROM embedded_accounts ORDER BY username").fetchall())
+        rows = await self._db.run(
+            lambda c: c.execute(
+                "SELECT * FROM embedded_accounts ORDER BY username"
+            ).fetchall()
+        )
         now = time.time()
         return [self._account(row, now) for row in rows]
 
@@ -150,9 +167,16 @@ class EmbeddedAccountStore:
                     "INSERT INTO embedded_accounts(username, password_hash, "
                     "role_id, enabled, password_change_required, "
                     "password_changed_at, account_types) VALUES(?,?,?,?,?,?,?)",
-                    (username, password_hash, role_id, int(enabled),
-                     int(password_change_required), time.time(),
-                     json.dumps(list(account_types))))
+                    (
+                        username,
+                        password_hash,
+                        role_id,
+                        int(enabled),
+                        int(password_change_required),
+                        time.time(),
+                        json.dumps(list(account_types)),
+                    ),
+                )
             except sqlite3.IntegrityError:
                 raise AccountExistsError(username) from None
 
@@ -162,8 +186,7 @@ class EmbeddedAccountStore:
         assert account is not None
         return account
 
-    async def update_account(self, account_id: str,
-                             changes: AccountChanges) -> Account:
+    async def update_account(self, account_id: str, changes: AccountChanges) -> Account:
         """Apply every change in one transaction."""
         password_hash = None
         if changes.password is not None:
@@ -187,7 +210,8 @@ class EmbeddedAccountStore:
                 fields.update(failed_logins=0, last_failure_at=0, locked_until=0)
             if changes.password_change_required is not None:
                 fields["password_change_required"] = int(
-                    changes.password_change_required)
+                    changes.password_change_required
+                )
             if changes.account_types is not None:
                 fields["account_types"] = json.dumps(list(changes.account_types))
             if changes.username is not None and changes.username != account_id:
@@ -196,8 +220,9 @@ class EmbeddedAccountStore:
                 assignments = ", ".join(f"{name}=?" for name in fields)
                 try:
                     conn.execute(
-                        f"UPDATE embedded_accounts SET {assignments} "
-                        "WHERE username=?", (*fields.values(), account_id))
+                        f"UPDATE embedded_accounts SET {assignments} WHERE username=?",
+                        (*fields.values(), account_id),
+                    )
                 except sqlite3.IntegrityError:
                     raise AccountExistsError(str(changes.username)) from None
             return changes.username or account_id
@@ -209,9 +234,11 @@ class EmbeddedAccountStore:
 
     async def delete_account(self, account_id: str) -> None:
         """Remove the account."""
+
         def delete(conn: sqlite3.Connection) -> None:
-            cursor = conn.execute("DELETE FROM embedded_accounts WHERE username=?",
-                                  (account_id,))
+            cursor = conn.execute(
+                "DELETE FROM embedded_accounts WHERE username=?", (account_id,)
+            )
             if cursor.rowcount == 0:
                 raise AccountNotFoundError(account_id)
 
@@ -236,9 +263,13 @@ class EmbeddedAccountStore:
         if not account.enabled:
             return AuthResult(AuthOutcome.DISABLED, account)
         if row["failed_logins"]:
-            await self._db.run(lambda c: c.execute(
-                "UPDATE embedded_accounts SET failed_logins=0, "
-                "last_failure_at=0 WHERE username=?", (username,)))
+            await self._db.run(
+                lambda c: c.execute(
+                    "UPDATE embedded_accounts SET failed_logins=0, "
+                    "last_failure_at=0 WHERE username=?",
+                    (username,),
+                )
+            )
             account = replace(account, locked=False)
         return AuthResult(AuthOutcome.OK, account)
 
@@ -253,8 +284,9 @@ class EmbeddedAccountStore:
             return AuthResult(AuthOutcome.DISABLED, account)
         return AuthResult(AuthOutcome.OK, account)
 
-    def _count_failure(self, conn: sqlite3.Connection, username: str,
-                       now: float) -> None:
+    def _count_failure(
+        self, conn: sqlite3.Connection, username: str, now: float
+    ) -> None:
         row = self._row(conn, username)
         if row is None:
             return
@@ -269,18 +301,21 @@ class EmbeddedAccountStore:
             # Duration 0 means locked until an administrator unlocks it.
             locked_until = now + policy.duration if policy.duration else float("inf")
             failures = 0
-            _LOGGER.warning("Account %s locked after %d failed logins",
-                            username, policy.threshold)
-        conn.execute("UPDATE embedded_accounts SET failed_logins=?, "
-                     "last_failure_at=?, locked_until=? WHERE username=?",
-                     (failures, now, locked_until, username))
+            _LOGGER.warning(
+                "Account %s locked after %d failed logins", username, policy.threshold
+            )
+        conn.execute(
+            "UPDATE embedded_accounts SET failed_logins=?, "
+            "last_failure_at=?, locked_until=? WHERE username=?",
+            (failures, now, locked_until, username),
+        )
 
     @staticmethod
     def _row(conn: sqlite3.Connection, username: str) -> sqlite3.Row | None:
         conn.row_factory = sqlite3.Row
         row: sqlite3.Row | None = conn.execute(
-            "SELECT * FROM embedded_accounts WHERE username=?",
-            (username,)).fetchone()
+            "SELECT * FROM embedded_accounts WHERE username=?", (username,)
+        ).fetchone()
         return row
 
     @staticmethod
@@ -292,7 +327,6 @@ class EmbeddedAccountStore:
             enabled=bool(row["enabled"]),
             locked=row["locked_until"] > now,
             password_change_required=bool(row["password_change_required"]),
-            password_changed_at=datetime.fromtimestamp(row["password_changed_at"],
-                                                       UTC),
+            password_changed_at=datetime.fromtimestamp(row["password_changed_at"], UTC),
             account_types=tuple(json.loads(row["account_types"])),
         )

@@ -150,8 +150,7 @@ class AccountBackend(Protocol):
             BackendUnavailableError: the account service cannot be reached.
         """
 
-    async def update_account(self, account_id: str,
-                             changes: AccountChanges) -> Account:
+    async def update_account(self, account_id: str, changes: AccountChanges) -> Account:
         """Apply ``changes`` all together or not at all.
 
         Raises:

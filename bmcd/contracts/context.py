@@ -15,7 +15,8 @@ class Database(Protocol):
     """bmcd's state database, shared with backends that keep state in it."""
 
     async def migrate(
-        self, component: str,
+        self,
+        component: str,
         migrations: Sequence[Callable[[sqlite3.Connection], None]],
     ) -> None:
         """Bring ``component``'s tables up to date.

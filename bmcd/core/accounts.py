@@ -40,8 +40,9 @@ T = TypeVar("T")
 class AccountManager:
     """Creates, changes and removes accounts through the account backend."""
 
-    def __init__(self, backend: AccountBackend, settings: Settings,
-                 sessions: SessionManager) -> None:
+    def __init__(
+        self, backend: AccountBackend, settings: Settings, sessions: SessionManager
+    ) -> None:
         self.backend = backend
         self._settings = settings
         self._sessions = sessions
@@ -53,11 +54,13 @@ class AccountManager:
         if not duration:
             # AccountService: a lockout duration of 0 means no lockout at all.
             threshold = 0
-        await self.backend.set_lockout_policy(LockoutPolicy(
-            threshold=threshold,
-            duration=duration,
-            reset_after=self._settings.get("account.lockout_counter_reset_after"),
-        ))
+        await self.backend.set_lockout_policy(
+            LockoutPolicy(
+                threshold=threshold,
+                duration=duration,
+                reset_after=self._settings.get("account.lockout_counter_reset_after"),
+            )
+        )
 
     def password_expiration(self, account: Account) -> datetime | None:
         """When the account's password expires, or None if it never does."""
@@ -83,22 +86,39 @@ class AccountManager:
             raise not_found("ManagerAccount", account_id)
         return account
 
-    async def create(self, username: str, password: str, role_id: str, *,
-                     enabled: bool = True, password_change_required: bool = False,
-                     account_types: tuple[str, ...] = SUPPORTED_ACCOUNT_TYPES,
-                     ) -> Account:
+    async def create(
+        self,
+        username: str,
+        password: str,
+        role_id: str,
+        *,
+        enabled: bool = True,
+        password_change_required: bool = False,
+        account_types: tuple[str, ...] = SUPPORTED_ACCOUNT_TYPES,
+    ) -> Account:
         """Create an account after checking the role and password policy."""
         self.check_role(role_id)
         self.check_password(password)
         try:
-            account = await _call(self.backend.create_account(
-                username, password, role_id, enabled=enabled,
-                password_change_required=password_change_required,
-                account_types=account_types))
+            account = await _call(
+                self.backend.create_account(
+                    username,
+                    password,
+                    role_id,
+                    enabled=enabled,
+                    password_change_required=password_change_required,
+                    account_types=account_types,
+                )
+            )
         except AccountExistsError:
-            raise RedfishError.of(HTTPStatus.CONFLICT, Base.ResourceAlreadyExists,
-                                  "ManagerAccount", "UserName", username,
-                                  related="#/UserName") from None
+            raise RedfishError.of(
+                HTTPStatus.CONFLICT,
+                Base.ResourceAlreadyExists,
+                "ManagerAccount",
+                "UserName",
+                username,
+                related="#/UserName",
+            ) from None
         return account
 
     async def update(self, account_id: str, changes: AccountChanges) -> Account:
@@ -109,26 +129,39 @@ class AccountManager:
         if changes.password is not None:
             self.check_password(changes.password)
         if changes.locked is True:
-            raise RedfishError.of(HTTPStatus.BAD_REQUEST,
-                                  Base.PropertyValueNotInList, True, "Locked",
-                                  related="#/Locked")
-        loses_admin = account.role_id == ADMINISTRATOR and account.enabled and (
-            (changes.role_id not in (None, ADMINISTRATOR))
-            or changes.enabled is False)
+            raise RedfishError.of(
+                HTTPStatus.BAD_REQUEST,
+                Base.PropertyValueNotInList,
+                True,
+                "Locked",
+                related="#/Locked",
+            )
+        loses_admin = (
+            account.role_id == ADMINISTRATOR
+            and account.enabled
+            and (
+                (changes.role_id not in (None, ADMINISTRATOR))
+                or changes.enabled is False
+            )
+        )
         if loses_admin:
-            await self._keep_an_administrator(account, "RoleId"
-                                              if changes.role_id else "Enabled")
+            await self._keep_an_administrator(
+                account, "RoleId" if changes.role_id else "Enabled"
+            )
         try:
             updated = await _call(self.backend.update_account(account_id, changes))
         except AccountNotFoundError:
             raise not_found("ManagerAccount", account_id) from None
         except AccountExistsError:
-            raise RedfishError.of(HTTPStatus.CONFLICT, Base.ResourceAlreadyExists,
-                                  "ManagerAccount", "UserName",
-                                  changes.username or "", related="#/UserName"
-                                  ) from None
-        if changes.enabled is False or changes.username not in (
-                None, account.username):
+            raise RedfishError.of(
+                HTTPStatus.CONFLICT,
+                Base.ResourceAlreadyExists,
+                "ManagerAccount",
+                "UserName",
+                changes.username or "",
+                related="#/UserName",
+            ) from None
+        if changes.enabled is False or changes.username not in (None, account.username):
             await self._sessions.delete_user(account.username)
         return updated
 
@@ -146,30 +179,46 @@ class AccountManager:
     def check_role(self, role_id: str) -> None:
         """400 unless ``role_id`` names a role bmcd has."""
         if role_id not in ROLES:
-            raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PropertyValueNotInList,
-                                  role_id, "RoleId", related="#/RoleId")
+            raise RedfishError.of(
+                HTTPStatus.BAD_REQUEST,
+                Base.PropertyValueNotInList,
+                role_id,
+                "RoleId",
+                related="#/RoleId",
+            )
 
     def check_password(self, password: str) -> None:
         """400 unless the password meets AccountService's length policy."""
         low = self._settings.get("account.min_password_length")
         high = self._settings.get("account.max_password_length")
         if not low <= len(password) <= high:
-            raise RedfishError.of(HTTPStatus.BAD_REQUEST,
-                                  Base.PasswordIncorrectLength, related="#/Password")
+            raise RedfishError.of(
+                HTTPStatus.BAD_REQUEST,
+                Base.PasswordIncorrectLength,
+                related="#/Password",
+            )
 
-    async def _keep_an_administrator(self, account: Account,
-                                     prop: str | None) -> None:
-        others = [a for a in await self.list()
-                  if a.id != account.id and a.role_id == ADMINISTRATOR
-                  and a.enabled]
+    async def _keep_an_administrator(self, account: Account, prop: str | None) -> None:
+        others = [
+            a
+            for a in await self.list()
+            if a.id != account.id and a.role_id == ADMINISTRATOR and a.enabled
+        ]
         if others:
             return
-        _LOGGER.warning("Refused to remove %s: it is the last enabled "
-                        "Administrator", account.username)
+        _LOGGER.warning(
+            "Refused to remove %s: it is the last enabled Administrator",
+            account.username,
+        )
         if prop is None:
             raise RedfishError.of(HTTPStatus.CONFLICT, Base.ResourceCannotBeDeleted)
-        raise RedfishError.of(HTTPStatus.CONFLICT, Base.PropertyValueConflict,
-                              prop, "RoleId", related=f"#/{prop}")
+        raise RedfishError.of(
+            HTTPStatus.CONFLICT,
+            Base.PropertyValueConflict,
+            prop,
+            "RoleId",
+            related=f"#/{prop}",
+        )
 
 
 async def _call(awaitable: Awaitable[T]) -> T:
@@ -178,9 +227,11 @@ async def _call(awaitable: Awaitable[T]) -> T:
         return await awaitable
     except BackendUnavailableError as err:
         _LOGGER.error("Account backend unavailable: %s", err)
-        raise RedfishError.of(HTTPStatus.SERVICE_UNAVAILABLE,
-                              Base.ServiceTemporarilyUnavailable, 10) from None
+        raise RedfishError.of(
+            HTTPStatus.SERVICE_UNAVAILABLE, Base.ServiceTemporarilyUnavailable, 10
+        ) from None
     except PasswordRejectedError as err:
         _LOGGER.warning("Account backend refused a password: %s", err)
-        raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PasswordComplexityNotMet,
-                              related="#/Password") from None
+        raise RedfishError.of(
+            HTTPStatus.BAD_REQUEST, Base.PasswordComplexityNotMet, related="#/Password"
+        ) from None

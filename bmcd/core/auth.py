@@ -45,8 +45,14 @@ class Principal:
 class Authenticator:
     """Checks credentials against the account backend and sessions."""
 
-    def __init__(self, accounts: AccountManager, sessions: SessionManager, *,
-                 failure_delay: float, cache_seconds: float) -> None:
+    def __init__(
+        self,
+        accounts: AccountManager,
+        sessions: SessionManager,
+        *,
+        failure_delay: float,
+        cache_seconds: float,
+    ) -> None:
         self._accounts = accounts
         self._sessions = sessions
         self._failure_delay = failure_delay
@@ -64,14 +70,16 @@ class Authenticator:
 
     async def login(self, username: str, password: str, origin: str) -> Account:
         """Verify a password for a new session or Basic request; 401 if wrong."""
-        key = hmac.new(self._cache_key, f"{username}\0{password}".encode(),
-                       hashlib.sha256).digest()
+        key = hmac.new(
+            self._cache_key, f"{username}\0{password}".encode(), hashlib.sha256
+        ).digest()
         cached = self._cache.get(key)
         if cached and cached[1] > time.monotonic():
             result = await _checked(self._accounts.backend.check_account(username))
         else:
             result = await _checked(
-                self._accounts.backend.authenticate(username, password))
+                self._accounts.backend.authenticate(username, password)
+            )
         if result.outcome is not AuthOutcome.OK or result.account is None:
             self._cache.pop(key, None)
             await self._refuse(username, origin, result)
@@ -96,8 +104,7 @@ class Authenticator:
 
     async def for_session(self, session: Session) -> Principal:
         """The principal of a live session, re-checking its account."""
-        result = await _checked(
-            self._accounts.backend.check_account(session.username))
+        result = await _checked(self._accounts.backend.check_account(session.username))
         if result.outcome is AuthOutcome.LOCKED and result.account is not None:
             # Lockout stops password guessing; it must not let a guesser end
             # the sessions the real user already opened.
@@ -105,8 +112,12 @@ class Authenticator:
         if result.outcome is not AuthOutcome.OK or result.account is None:
             # The account went away or was disabled: so does the session.
             await self._sessions.delete(session.id)
-            _LOGGER.info("Session %s closed: account %s is %s", session.id,
-                         session.username, result.outcome.value)
+            _LOGGER.info(
+                "Session %s closed: account %s is %s",
+                session.id,
+                session.username,
+                result.outcome.value,
+            )
             raise no_valid_session()
         return self._principal(result.account, session.id)
 
@@ -121,8 +132,9 @@ class Authenticator:
         )
 
     async def _refuse(self, username: str, origin: str, result: AuthResult) -> None:
-        _LOGGER.warning("Login as %r from %s refused: %s", username, origin,
-                        result.outcome.value)
+        _LOGGER.warning(
+            "Login as %r from %s refused: %s", username, origin, result.outcome.value
+        )
         # Slow down guessing without holding up anyone else's request.
         await asyncio.sleep(self._failure_delay)
         # A locked account is refused like a wrong password, so that lockout
@@ -136,7 +148,7 @@ async def _checked(check: Awaitable[AuthResult]) -> AuthResult:
         return await check
     except BackendUnavailableError as err:
         # Neither yes nor no: sessions stay, the client may retry.
-        _LOGGER.warning("Can't check credentials, account backend "
-                        "unavailable: %s", err)
-        raise RedfishError.of(HTTPStatus.SERVICE_UNAVAILABLE,
-                              Base.ServiceTemporarilyUnavailable, 10) from None
+        _LOGGER.warning("Can't check credentials, account backend unavailable: %s", err)
+        raise RedfishError.of(
+            HTTPStatus.SERVICE_UNAVAILABLE, Base.ServiceTemporarilyUnavailable, 10
+        ) from None

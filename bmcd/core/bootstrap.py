@@ -31,14 +31,21 @@ async def ensure_administrator(accounts: AccountManager, state_dir: Path) -> Non
         # Written before the account exists: a crash in between leaves a file
         # that the next start overwrites, never an account nobody can log in to.
         write_private(path, f"{INITIAL_USER}:{password}\n".encode())
-        await accounts.create(INITIAL_USER, password, ADMINISTRATOR,
-                              password_change_required=True)
+        await accounts.create(
+            INITIAL_USER, password, ADMINISTRATOR, password_change_required=True
+        )
     except RedfishError as err:
         # A host account backend whose service is down, or whose host already
         # has a user named admin: serve anyway, say what to do.
-        _LOGGER.error("Can't make sure an Administrator exists (%s); create "
-                      "one with 'bmcd account add NAME --role Administrator'",
-                      err)
+        _LOGGER.error(
+            "Can't make sure an Administrator exists (%s); create "
+            "one with 'bmcd account add NAME --role Administrator'",
+            err,
+        )
         return
-    _LOGGER.warning("No accounts existed: created %s with a one-time password "
-                    "in %s; the first login must change it", INITIAL_USER, path)
+    _LOGGER.warning(
+        "No accounts existed: created %s with a one-time password "
+        "in %s; the first login must change it",
+        INITIAL_USER,
+        path,
+    )

@@ -122,8 +122,7 @@ def _lower_priority() -> None:
     # Linux nice values are per thread: this slows only the key generator.
     if sys.platform == "linux":
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
-                           KEYGEN_NICENESS)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), KEYGEN_NICENESS)
         except OSError as err:
             _LOGGER.debug("Key generation runs at normal priority: %s", err)
 
@@ -136,21 +135,24 @@ def _stamp(moment: datetime.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def check_validity(certificate: x509.Certificate,
-                   now: datetime.datetime | None = None) -> None:
+def check_validity(
+    certificate: x509.Certificate, now: datetime.datetime | None = None
+) -> None:
     """Refuse a certificate outside its validity period."""
     now = now or _now()
     if not_after(certificate) <= now:
         raise CertificateRejected(
-            Problem.EXPIRED, f"expired on {_stamp(not_after(certificate))}")
+            Problem.EXPIRED, f"expired on {_stamp(not_after(certificate))}"
+        )
     if not_before(certificate) > now:
         raise CertificateRejected(
-            Problem.NOT_YET_VALID,
-            f"not valid before {_stamp(not_before(certificate))}")
+            Problem.NOT_YET_VALID, f"not valid before {_stamp(not_before(certificate))}"
+        )
 
 
-def _bundle(text: str | bytes
-            ) -> tuple[tuple[x509.Certificate, ...], tuple[PrivateKey, ...]]:
+def _bundle(
+    text: str | bytes,
+) -> tuple[tuple[x509.Certificate, ...], tuple[PrivateKey, ...]]:
     try:
         bundle = parse_bundle(text)
     except BundleError as err:
@@ -165,16 +167,22 @@ def _label(certificate: x509.Certificate) -> str:
 class CertificateManager:
     """Reads, installs and replaces certificates; swaps the HTTPS identity."""
 
-    def __init__(self, state_dir: Path, server: ServerTLS, *,
-                 allow_key_upload: bool = False,
-                 expiry_warning_days: int = 30) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        server: ServerTLS,
+        *,
+        allow_key_upload: bool = False,
+        expiry_warning_days: int = 30,
+    ) -> None:
         self.root = state_dir / "certs"
         self.trust_dir = self.root / "trust"
         self.server = server
         self.allow_key_upload = allow_key_upload
         self.expiry_warning_days = expiry_warning_days
-        self.pending = PendingKeys(self.root / "pending" / Slot.HTTPS.value,
-                                   MAX_PENDING_CSRS, PENDING_LIFETIME)
+        self.pending = PendingKeys(
+            self.root / "pending" / Slot.HTTPS.value, MAX_PENDING_CSRS, PENDING_LIFETIME
+        )
         self._lock = asyncio.Lock()  # one change at a time
         # One slow key generation at a time, in a thread of its own.
         self._keygen = ThreadPoolExecutor(1, "bmcd-keygen", _lower_priority)
@@ -247,12 +255,17 @@ class CertificateManager:
         spec = check_request(request)  # refuse bad parameters before the wait
         loop = asyncio.get_running_loop()
         started = loop.time()
-        csr, key_id = await loop.run_in_executor(self._keygen, self._generate_csr,
-                                                 request)
+        csr, key_id = await loop.run_in_executor(
+            self._keygen, self._generate_csr, request
+        )
         elapsed = loop.time() - started
-        _LOGGER.info("Generated a CSR with a new %s key (pending key %s) for %s "
-                     "in %.2f s", spec, key_id,
-                     request.subject.get("CommonName"), elapsed)
+        _LOGGER.info(
+            "Generated a CSR with a new %s key (pending key %s) for %s in %.2f s",
+            spec,
+            key_id,
+            request.subject.get("CommonName"),
+            elapsed,
+        )
         return csr
 
     def _generate_csr(self, request: CSRRequest) -> tuple[str, str]:
@@ -269,8 +282,7 @@ class CertificateManager:
                 return await asyncio.to_thread(self._install_server, text)
             return await asyncio.to_thread(self._install_trusted, text, None)
 
-    async def replace(self, slot: Slot, cert_id: str,
-                      text: str) -> StoredCertificate:
+    async def replace(self, slot: Slot, cert_id: str, text: str) -> StoredCertificate:
         """Put a new certificate in place of ``cert_id`` (same id)."""
         async with self._lock:
             if await self.get(slot, cert_id) is None:
@@ -286,8 +298,9 @@ class CertificateManager:
                 raise KeyError(cert_id)
             if slot is Slot.HTTPS:
                 raise CertificateRejected(
-                    Problem.LAST, "the HTTPS server needs its certificate; "
-                    "replace it instead")
+                    Problem.LAST,
+                    "the HTTPS server needs its certificate; replace it instead",
+                )
             await asyncio.to_thread(self._trusted_path(cert_id).unlink)
         _LOGGER.info("Removed trusted CA certificate %s", cert_id)
 
@@ -296,16 +309,17 @@ class CertificateManager:
             data = self.server.key_file.read_bytes()
             key = serialization.load_pem_private_key(data, None)
         except (OSError, ValueError, TypeError) as err:
-            _LOGGER.warning("Cannot read the HTTPS key %s: %s",
-                            self.server.key_file, err)
+            _LOGGER.warning(
+                "Cannot read the HTTPS key %s: %s", self.server.key_file, err
+            )
             return None
         if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             return key
         return None
 
-    def _pick_key(self, certificates: tuple[x509.Certificate, ...],
-                  keys: tuple[PrivateKey, ...]
-                  ) -> tuple[x509.Certificate, PrivateKey, str | None]:
+    def _pick_key(
+        self, certificates: tuple[x509.Certificate, ...], keys: tuple[PrivateKey, ...]
+    ) -> tuple[x509.Certificate, PrivateKey, str | None]:
         """The leaf certificate, its key, and the pending key id it used."""
         by_key = {public_key_id(c): c for c in reversed(certificates)}
         if len(keys) > 1:
@@ -313,13 +327,16 @@ class CertificateManager:
         if keys:
             if not self.allow_key_upload:
                 raise CertificateRejected(
-                    Problem.KEY_NOT_ALLOWED, "a private key is not accepted: "
-                    "use GenerateCSR so the key never leaves the BMC")
+                    Problem.KEY_NOT_ALLOWED,
+                    "a private key is not accepted: "
+                    "use GenerateCSR so the key never leaves the BMC",
+                )
             leaf = by_key.get(public_key_id(keys[0]))
             if leaf is None:
                 raise CertificateRejected(
                     Problem.NO_MATCHING_KEY,
-                    "the private key matches none of the certificates")
+                    "the private key matches none of the certificates",
+                )
             return leaf, keys[0], None
         found = self.pending.find(set(by_key))
         if found is not None:
@@ -329,8 +346,10 @@ class CertificateManager:
         if current is not None and public_key_id(current) in by_key:
             return by_key[public_key_id(current)], current, None
         raise CertificateRejected(
-            Problem.NO_MATCHING_KEY, "its public key matches no pending CSR "
-            "key and not the current key; use GenerateCSR first")
+            Problem.NO_MATCHING_KEY,
+            "its public key matches no pending CSR "
+            "key and not the current key; use GenerateCSR first",
+        )
 
     def _install_server(self, text: str) -> StoredCertificate:
         certificates, keys = _bundle(text)
@@ -343,9 +362,13 @@ class CertificateManager:
         self._swap_server(cert_data, key_data)
         if pending_id is not None:
             self.pending.remove(pending_id)
-        _LOGGER.info("Installed HTTPS certificate %s (%s, valid until %s); new "
-                     "connections get it", _label(leaf),
-                     describe(leaf).fingerprint, _stamp(not_after(leaf)))
+        _LOGGER.info(
+            "Installed HTTPS certificate %s (%s, valid until %s); new "
+            "connections get it",
+            _label(leaf),
+            describe(leaf).fingerprint,
+            _stamp(not_after(leaf)),
+        )
         return StoredCertificate(Slot.HTTPS, HTTPS_ID, describe(leaf))
 
     def _check_pair(self, cert_data: bytes, key_data: bytes) -> None:
@@ -374,8 +397,11 @@ class CertificateManager:
             write_private(self.server.cert_file, cert_data, 0o644)
             self.server.reload()
         except Exception:
-            _LOGGER.exception("Cannot put the new HTTPS certificate in place at "
-                              "%s; restoring the previous one", self.server.cert_file)
+            _LOGGER.exception(
+                "Cannot put the new HTTPS certificate in place at "
+                "%s; restoring the previous one",
+                self.server.cert_file,
+            )
             write_private(self.server.key_file, old_key)
             write_private(self.server.cert_file, old_cert, 0o644)
             self.server.reload()
@@ -386,17 +412,20 @@ class CertificateManager:
         if keys:
             raise CertificateRejected(
                 Problem.KEY_NOT_ALLOWED,
-                "the trust store takes certificates only, never a private key")
+                "the trust store takes certificates only, never a private key",
+            )
         if len(certificates) != 1:
             raise CertificateRejected(
-                Problem.NOT_ONE, f"holds {len(certificates)} certificates; "
-                "install one per request")
+                Problem.NOT_ONE,
+                f"holds {len(certificates)} certificates; install one per request",
+            )
         certificate = certificates[0]
         check_validity(certificate)
         data = certificate_pem(certificate)
         try:
             ssl.create_default_context().load_verify_locations(
-                cadata=data.decode("ascii"))
+                cadata=data.decode("ascii")
+            )
         except ssl.SSLError as err:
             raise CertificateRejected(
                 Problem.FORMAT, f"the TLS library refuses it ({err.reason})"
@@ -409,15 +438,20 @@ class CertificateManager:
         if cert_id is None:
             if len(existing) >= MAX_TRUSTED:
                 raise CertificateRejected(
-                    Problem.LIMIT, f"the trust store holds {MAX_TRUSTED} "
-                    "certificates at most")
+                    Problem.LIMIT,
+                    f"the trust store holds {MAX_TRUSTED} certificates at most",
+                )
             cert_id = str(max((int(i) for i in existing), default=0) + 1)
         write_private(self._trusted_path(cert_id), data, 0o644)
         if not facts.is_ca:
-            _LOGGER.info("Trusted certificate %s (%s) is not a CA: it only "
-                         "vouches for itself", cert_id, _label(certificate))
-        _LOGGER.info("Installed trusted certificate %s: %s", cert_id,
-                     _label(certificate))
+            _LOGGER.info(
+                "Trusted certificate %s (%s) is not a CA: it only vouches for itself",
+                cert_id,
+                _label(certificate),
+            )
+        _LOGGER.info(
+            "Installed trusted certificate %s: %s", cert_id, _label(certificate)
+        )
         return StoredCertificate(Slot.TRUST, cert_id, facts)
 
     # Expiry and outbound TLS
@@ -433,14 +467,19 @@ class CertificateManager:
                 if stored.facts.not_after > limit:
                     continue
                 expiring.append(stored)
-                what = ("HTTPS certificate" if slot is Slot.HTTPS
-                        else f"Trusted CA certificate {stored.id}")
+                what = (
+                    "HTTPS certificate"
+                    if slot is Slot.HTTPS
+                    else f"Trusted CA certificate {stored.id}"
+                )
                 days = (stored.facts.not_after - _now()).days
                 _LOGGER.warning(
-                    "%s (%s) %s %s; replace it (GenerateCSR, then "
-                    "ReplaceCertificate)", what, stored.facts.subject.display,
+                    "%s (%s) %s %s; replace it (GenerateCSR, then ReplaceCertificate)",
+                    what,
+                    stored.facts.subject.display,
                     "expired on" if days < 0 else f"expires in {days} days, on",
-                    _stamp(stored.facts.not_after))
+                    _stamp(stored.facts.not_after),
+                )
         return expiring
 
     async def prune_pending(self) -> None:

@@ -26,7 +26,8 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 # A bundle is a certificate, its chain and maybe a key: a few blocks at most.
 MAX_PEM_BLOCKS = 16
 _PEM_BLOCK = re.compile(
-    rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
+    rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.DOTALL
+)
 _KEY_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY"}
 
 # Redfish KeyUsage values -> attribute of cryptography's KeyUsage extension.
@@ -135,8 +136,10 @@ def parse_bundle(text: str | bytes) -> Bundle:
         elif label == b"ENCRYPTED PRIVATE KEY":
             raise BundleError("encrypted private keys are not accepted")
         else:
-            raise BundleError(f"PEM block {count} is a {label.decode()}, "
-                              "not a CERTIFICATE or PRIVATE KEY")
+            raise BundleError(
+                f"PEM block {count} is a {label.decode()}, "
+                "not a CERTIFICATE or PRIVATE KEY"
+            )
     if not certificates:
         raise BundleError("no PEM CERTIFICATE block found")
     return Bundle(tuple(certificates), tuple(keys))
@@ -149,10 +152,14 @@ def _certificate(pem: bytes, index: int) -> x509.Certificate:
         certificate.extensions  # noqa: B018
         certificate.serial_number  # noqa: B018
         not_after(certificate)
-    except (ValueError, x509.DuplicateExtension,
-            x509.UnsupportedGeneralNameType) as err:
-        raise BundleError(f"PEM block {index} is not a valid X.509 "
-                          f"certificate ({err})") from None
+    except (
+        ValueError,
+        x509.DuplicateExtension,
+        x509.UnsupportedGeneralNameType,
+    ) as err:
+        raise BundleError(
+            f"PEM block {index} is not a valid X.509 certificate ({err})"
+        ) from None
     return certificate
 
 
@@ -162,11 +169,11 @@ def _private_key(pem: bytes, index: int) -> PrivateKey:
     except TypeError:
         raise BundleError("encrypted private keys are not accepted") from None
     except (ValueError, UnsupportedAlgorithm) as err:
-        raise BundleError(f"PEM block {index} is not a valid private key "
-                          f"({err})") from None
+        raise BundleError(
+            f"PEM block {index} is not a valid private key ({err})"
+        ) from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise BundleError(f"PEM block {index}: only RSA and ECDSA keys are "
-                          "accepted")
+        raise BundleError(f"PEM block {index}: only RSA and ECDSA keys are accepted")
     return key
 
 
@@ -177,23 +184,25 @@ def certificate_pem(certificate: x509.Certificate) -> bytes:
 
 def key_pem(key: PrivateKey) -> bytes:
     """The unencrypted PKCS#8 PEM encoding of ``key``."""
-    return key.private_bytes(serialization.Encoding.PEM,
-                             serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
 
 
-def public_key_id(item: x509.Certificate | x509.CertificateSigningRequest
-                  | PrivateKey) -> bytes:
+def public_key_id(
+    item: x509.Certificate | x509.CertificateSigningRequest | PrivateKey,
+) -> bytes:
     """The DER SubjectPublicKeyInfo of a certificate, CSR or key, for matching."""
     return item.public_key().public_bytes(
-        serialization.Encoding.DER,
-        serialization.PublicFormat.SubjectPublicKeyInfo)
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def not_before(certificate: x509.Certificate) -> datetime.datetime:
     """Start of validity, timezone-aware UTC."""
-    value: datetime.datetime | None = getattr(
-        certificate, "not_valid_before_utc", None)
+    value: datetime.datetime | None = getattr(certificate, "not_valid_before_utc", None)
     if value is None:  # cryptography < 42: naive UTC
         value = certificate.not_valid_before.replace(tzinfo=datetime.UTC)
     return value
@@ -201,8 +210,7 @@ def not_before(certificate: x509.Certificate) -> datetime.datetime:
 
 def not_after(certificate: x509.Certificate) -> datetime.datetime:
     """End of validity, timezone-aware UTC."""
-    value: datetime.datetime | None = getattr(
-        certificate, "not_valid_after_utc", None)
+    value: datetime.datetime | None = getattr(certificate, "not_valid_after_utc", None)
     if value is None:  # cryptography < 42: naive UTC
         value = certificate.not_valid_after.replace(tzinfo=datetime.UTC)
     return value
@@ -220,15 +228,15 @@ def describe_name(name: x509.Name) -> NameFacts:
         short = NAME_FIELDS.get(attribute.oid)
         if short is not None and isinstance(attribute.value, str):
             fields.setdefault(short, []).append(attribute.value)
-    return NameFacts({k: tuple(v) for k, v in fields.items()},
-                     name.rfc4514_string())
+    return NameFacts({k: tuple(v) for k, v in fields.items()}, name.rfc4514_string())
 
 
 def alternative_names(certificate: x509.Certificate) -> tuple[str, ...]:
     """The DNS names and IP addresses of the subjectAltName extension."""
     try:
         extension = certificate.extensions.get_extension_for_class(
-            x509.SubjectAlternativeName)
+            x509.SubjectAlternativeName
+        )
     except x509.ExtensionNotFound:
         return ()
     names = extension.value.get_values_for_type(x509.DNSName)
@@ -247,7 +255,8 @@ def key_usage(certificate: x509.Certificate) -> tuple[str, ...]:
     if bits is not None:
         for usage, attribute in KEY_USAGE_BITS.items():
             if attribute in ("encipher_only", "decipher_only") and (
-                    not bits.key_agreement):
+                not bits.key_agreement
+            ):
                 continue  # only defined together with keyAgreement
             if getattr(bits, attribute):
                 usages.append(usage)
@@ -265,8 +274,11 @@ def key_usage(certificate: x509.Certificate) -> tuple[str, ...]:
 def is_ca(certificate: x509.Certificate) -> bool:
     """Whether the basicConstraints extension marks a CA."""
     try:
-        return bool(certificate.extensions.get_extension_for_class(
-            x509.BasicConstraints).value.ca)
+        return bool(
+            certificate.extensions.get_extension_for_class(
+                x509.BasicConstraints
+            ).value.ca
+        )
     except x509.ExtensionNotFound:
         return False
 
@@ -285,8 +297,9 @@ def fingerprint(certificate: x509.Certificate) -> str:
 def describe(certificate: x509.Certificate) -> CertificateFacts:
     """Everything bmcd shows of ``certificate``."""
     serial = certificate.serial_number
-    serial_bytes = abs(serial).to_bytes(max(1, (abs(serial).bit_length() + 7) // 8),
-                                        "big")
+    serial_bytes = abs(serial).to_bytes(
+        max(1, (abs(serial).bit_length() + 7) // 8), "big"
+    )
     return CertificateFacts(
         pem=certificate_pem(certificate).decode("ascii"),
         subject=describe_name(certificate.subject),

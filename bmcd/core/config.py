@@ -28,8 +28,11 @@ class ListenAddress:
     port: int
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else (
-            f"{self.host}:{self.port}")
+        return (
+            f"[{self.host}]:{self.port}"
+            if ":" in self.host
+            else (f"{self.host}:{self.port}")
+        )
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,7 @@ class Config:
     login_failure_delay: float = 1.0
     credential_cache_seconds: float = 5.0
     log_level: str = "info"
-    backends: dict[str, str] = field(
-        default_factory=lambda: {"accounts": "embedded"})
+    backends: dict[str, str] = field(default_factory=lambda: {"accounts": "embedded"})
     backend_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -93,8 +95,15 @@ class _ConfigReader:
         self.raw = raw
 
     def read(self) -> Config:
-        known = {"server", "tls", "service", "sessions", "security", "logging",
-                 "backends"}
+        known = {
+            "server",
+            "tls",
+            "service",
+            "sessions",
+            "security",
+            "logging",
+            "backends",
+        }
         for section in self.raw:
             if section not in known:
                 self._fail(section, "unknown section")
@@ -107,61 +116,106 @@ class _ConfigReader:
         backends, options = self._backends()
         defaults = Config()
 
-        self._check_keys("server", server, {
-            "listen", "http_listen", "state_dir", "max_body_bytes",
-            "shutdown_timeout"})
-        self._check_keys("tls", tls, {"certificate", "key",
-                                      "expiry_warning_days", "allow_key_upload"})
+        self._check_keys(
+            "server",
+            server,
+            {
+                "listen",
+                "http_listen",
+                "state_dir",
+                "max_body_bytes",
+                "shutdown_timeout",
+            },
+        )
+        self._check_keys(
+            "tls",
+            tls,
+            {"certificate", "key", "expiry_warning_days", "allow_key_upload"},
+        )
         self._check_keys("service", service, {"product", "vendor"})
         self._check_keys("sessions", sessions, {"max_sessions"})
-        self._check_keys("security", security, {
-            "login_failure_delay", "credential_cache_seconds"})
+        self._check_keys(
+            "security", security, {"login_failure_delay", "credential_cache_seconds"}
+        )
         self._check_keys("logging", logging_, {"level"})
 
         certificate = self._path("tls.certificate", tls.get("certificate"))
         key = self._path("tls.key", tls.get("key"))
         if (certificate is None) != (key is None):
-            self._fail("tls.certificate", "set both certificate and key, or "
-                       "neither (bmcd then makes a self-signed one)")
-        level = self._str("logging.level", logging_.get("level"),
-                          defaults.log_level)
+            self._fail(
+                "tls.certificate",
+                "set both certificate and key, or "
+                "neither (bmcd then makes a self-signed one)",
+            )
+        level = self._str("logging.level", logging_.get("level"), defaults.log_level)
         if level not in LOG_LEVELS:
             self._fail("logging.level", f"must be one of {', '.join(LOG_LEVELS)}")
 
         return Config(
             source=self.source,
-            listen=self._addresses("server.listen", server.get("listen"),
-                                   defaults.listen),
-            http_listen=self._addresses("server.http_listen",
-                                        server.get("http_listen"), ()),
+            listen=self._addresses(
+                "server.listen", server.get("listen"), defaults.listen
+            ),
+            http_listen=self._addresses(
+                "server.http_listen", server.get("http_listen"), ()
+            ),
             state_dir=self._path("server.state_dir", server.get("state_dir"))
             or defaults.state_dir,
-            max_body_bytes=self._int("server.max_body_bytes",
-                                     server.get("max_body_bytes"),
-                                     defaults.max_body_bytes, 1024, 1 << 30),
-            shutdown_timeout=self._number("server.shutdown_timeout",
-                                          server.get("shutdown_timeout"),
-                                          defaults.shutdown_timeout, 0, 600),
-            tls=TLSConfig(certificate, key, self._int(
-                "tls.expiry_warning_days", tls.get("expiry_warning_days"),
-                defaults.tls.expiry_warning_days, 0, 3650),
-                self._bool("tls.allow_key_upload", tls.get("allow_key_upload"),
-                           defaults.tls.allow_key_upload)),
-            product=self._str("service.product", service.get("product"),
-                              defaults.product),
-            vendor=self._str("service.vendor", service.get("vendor"),
-                             defaults.vendor),
-            max_sessions=self._int("sessions.max_sessions",
-                                   sessions.get("max_sessions"),
-                                   defaults.max_sessions, 1, 10000),
+            max_body_bytes=self._int(
+                "server.max_body_bytes",
+                server.get("max_body_bytes"),
+                defaults.max_body_bytes,
+                1024,
+                1 << 30,
+            ),
+            shutdown_timeout=self._number(
+                "server.shutdown_timeout",
+                server.get("shutdown_timeout"),
+                defaults.shutdown_timeout,
+                0,
+                600,
+            ),
+            tls=TLSConfig(
+                certificate,
+                key,
+                self._int(
+                    "tls.expiry_warning_days",
+                    tls.get("expiry_warning_days"),
+                    defaults.tls.expiry_warning_days,
+                    0,
+                    3650,
+                ),
+                self._bool(
+                    "tls.allow_key_upload",
+                    tls.get("allow_key_upload"),
+                    defaults.tls.allow_key_upload,
+                ),
+            ),
+            product=self._str(
+                "service.product", service.get("product"), defaults.product
+            ),
+            vendor=self._str("service.vendor", service.get("vendor"), defaults.vendor),
+            max_sessions=self._int(
+                "sessions.max_sessions",
+                sessions.get("max_sessions"),
+                defaults.max_sessions,
+                1,
+                10000,
+            ),
             login_failure_delay=self._number(
                 "security.login_failure_delay",
                 security.get("login_failure_delay"),
-                defaults.login_failure_delay, 0, 30),
+                defaults.login_failure_delay,
+                0,
+                30,
+            ),
             credential_cache_seconds=self._number(
                 "security.credential_cache_seconds",
                 security.get("credential_cache_seconds"),
-                defaults.credential_cache_seconds, 0, 300),
+                defaults.credential_cache_seconds,
+                0,
+                300,
+            ),
             log_level=level,
             backends=backends,
             backend_options=options,
@@ -176,8 +230,9 @@ class _ConfigReader:
             self._fail(name, "must be a table")
         return dict(value)
 
-    def _check_keys(self, section: str, table: dict[str, Any],
-                    allowed: set[str]) -> None:
+    def _check_keys(
+        self, section: str, table: dict[str, Any], allowed: set[str]
+    ) -> None:
         for key in table:
             if key not in allowed:
                 self._fail(f"{section}.{key}", "unknown key")
@@ -217,8 +272,7 @@ class _ConfigReader:
             self._fail(key, "must be a path string")
         return Path(value)
 
-    def _int(self, key: str, value: Any, default: int, low: int,
-             high: int) -> int:
+    def _int(self, key: str, value: Any, default: int, low: int, high: int) -> int:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int):
@@ -227,8 +281,9 @@ class _ConfigReader:
             self._fail(key, f"must be between {low} and {high}, not {value}")
         return int(value)
 
-    def _number(self, key: str, value: Any, default: float, low: float,
-                high: float) -> float:
+    def _number(
+        self, key: str, value: Any, default: float, low: float, high: float
+    ) -> float:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -237,8 +292,9 @@ class _ConfigReader:
             self._fail(key, f"must be between {low} and {high}, not {value}")
         return float(value)
 
-    def _addresses(self, key: str, value: Any,
-                   default: tuple[ListenAddress, ...]) -> tuple[ListenAddress, ...]:
+    def _addresses(
+        self, key: str, value: Any, default: tuple[ListenAddress, ...]
+    ) -> tuple[ListenAddress, ...]:
         if value is None:
             return default
         if isinstance(value, str):
@@ -257,14 +313,15 @@ class _ConfigReader:
 def parse_listen(text: object) -> ListenAddress:
     """Parse "ADDR:PORT" or "[V6ADDR]:PORT"; raise ValueError if malformed."""
     if not isinstance(text, str):
-        raise ValueError(f"{text!r} is not an \"ADDRESS:PORT\" string")
+        raise ValueError(f'{text!r} is not an "ADDRESS:PORT" string')
     if text.startswith("["):
         host, sep, port_text = text[1:].partition("]:")
     else:
         host, sep, port_text = text.rpartition(":")
         if ":" in host:
-            raise ValueError(f"write an IPv6 address in brackets: [ADDRESS]:PORT, "
-                             f"not {text!r}")
+            raise ValueError(
+                f"write an IPv6 address in brackets: [ADDRESS]:PORT, not {text!r}"
+            )
     if not sep or not host:
         raise ValueError(f"{text!r} is not ADDRESS:PORT")
     try:

@@ -43,7 +43,9 @@ CURVES: dict[str, tuple[type[ec.EllipticCurve], int]] = {
     "TPM_ECC_NIST_P384": (ec.SECP384R1, 384),
 }
 KEY_BIT_LENGTHS: tuple[int, ...] = (
-    *sorted(bits for _, bits in CURVES.values()), *RSA_KEY_BITS)
+    *sorted(bits for _, bits in CURVES.values()),
+    *RSA_KEY_BITS,
+)
 DEFAULT_RSA_BITS = 2048
 
 # GenerateCSR subject parameters: name attribute and RFC 5280 upper bound, in
@@ -68,7 +70,8 @@ _ATTRIBUTE_LIMIT = 255
 
 _DNS_NAME = re.compile(
     r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-    r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$")
+    r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$"
+)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
@@ -79,8 +82,9 @@ class CSRParameterError(ValueError):
     (a curve for an RSA key); otherwise its format is wrong.
     """
 
-    def __init__(self, parameter: str, value: object, reason: str,
-                 conflict: bool = False) -> None:
+    def __init__(
+        self, parameter: str, value: object, reason: str, conflict: bool = False
+    ) -> None:
         super().__init__(f"{parameter}: {reason}")
         self.parameter = parameter
         self.value = value
@@ -131,12 +135,14 @@ def key_spec(request: CSRRequest) -> KeySpec:
         algorithm = ECDSA if curve is not None or bits in (256, 384) else RSA
     if algorithm == RSA:
         if curve is not None:
-            raise CSRParameterError("KeyCurveId", curve, "only for ECDSA keys",
-                                    conflict=True)
+            raise CSRParameterError(
+                "KeyCurveId", curve, "only for ECDSA keys", conflict=True
+            )
         bits = DEFAULT_RSA_BITS if bits is None else bits
         if bits not in RSA_KEY_BITS:
-            raise CSRParameterError("KeyBitLength", bits, "not an RSA key size",
-                                    conflict=True)
+            raise CSRParameterError(
+                "KeyBitLength", bits, "not an RSA key size", conflict=True
+            )
         return KeySpec(RSA, bits)
     if algorithm != ECDSA:
         raise CSRParameterError("KeyPairAlgorithm", algorithm, "not supported")
@@ -144,14 +150,16 @@ def key_spec(request: CSRRequest) -> KeySpec:
         by_bits = {b: name for name, (_, b) in CURVES.items()}
         curve = by_bits.get(bits if bits is not None else 256)
         if curve is None:
-            raise CSRParameterError("KeyBitLength", bits, "no such curve size",
-                                    conflict=True)
+            raise CSRParameterError(
+                "KeyBitLength", bits, "no such curve size", conflict=True
+            )
     if curve not in CURVES:
         raise CSRParameterError("KeyCurveId", curve, "not supported")
     size = CURVES[curve][1]
     if bits is not None and bits != size:
-        raise CSRParameterError("KeyBitLength", bits, f"{curve} is {size} bits",
-                                conflict=True)
+        raise CSRParameterError(
+            "KeyBitLength", bits, f"{curve} is {size} bits", conflict=True
+        )
     return KeySpec(ECDSA, size, curve)
 
 
@@ -162,12 +170,15 @@ def _subject(request: CSRRequest) -> x509.Name:
         if value is None or (value == "" and parameter != "CommonName"):
             continue  # clients send "" for "not set"
         if not value.strip() or len(value) > limit or not value.isprintable():
-            raise CSRParameterError(parameter, value,
-                                    f"must be 1 to {limit} printable characters")
-        if parameter == "Country" and not (value.isascii() and value.isalpha()
-                                           and len(value) == 2):
-            raise CSRParameterError(parameter, value,
-                                    "must be a two-letter ISO 3166 code")
+            raise CSRParameterError(
+                parameter, value, f"must be 1 to {limit} printable characters"
+            )
+        if parameter == "Country" and not (
+            value.isascii() and value.isalpha() and len(value) == 2
+        ):
+            raise CSRParameterError(
+                parameter, value, "must be a two-letter ISO 3166 code"
+            )
         if parameter == "Email" and not _EMAIL.match(value):
             raise CSRParameterError(parameter, value, "not an e-mail address")
         if parameter == "Country":
@@ -188,8 +199,9 @@ def _general_name(text: str) -> x509.GeneralName:
     except ValueError:
         pass
     if not _DNS_NAME.match(text) or len(text) > 253:
-        raise CSRParameterError("AlternativeNames", text,
-                                "neither a DNS name nor an IP address")
+        raise CSRParameterError(
+            "AlternativeNames", text, "neither a DNS name nor an IP address"
+        )
     return x509.DNSName(text.rstrip(".").lower())
 
 
@@ -211,27 +223,27 @@ def _alt_names(request: CSRRequest) -> list[x509.GeneralName]:
     return names
 
 
-def _usage(request: CSRRequest, spec: KeySpec
-           ) -> tuple[x509.KeyUsage | None, list[ObjectIdentifier]]:
+def _usage(
+    request: CSRRequest, spec: KeySpec
+) -> tuple[x509.KeyUsage | None, list[ObjectIdentifier]]:
     wanted = list(request.key_usage)
     if not wanted:
         # A TLS server key: RSA encrypts the key exchange, ECDSA agrees on it.
-        wanted = ["DigitalSignature",
-                  "KeyEncipherment" if spec.algorithm == RSA else "KeyAgreement",
-                  "ServerAuthentication"]
+        wanted = [
+            "DigitalSignature",
+            "KeyEncipherment" if spec.algorithm == RSA else "KeyAgreement",
+            "ServerAuthentication",
+        ]
     for usage in wanted:
         if usage not in KEY_USAGE_BITS and usage not in EXTENDED_KEY_USAGES:
             raise CSRParameterError("KeyUsage", usage, "unknown key usage")
-    bits = {attribute: usage in wanted
-            for usage, attribute in KEY_USAGE_BITS.items()}
-    extended = [oid for usage, oid in EXTENDED_KEY_USAGES.items()
-                if usage in wanted]
+    bits = {attribute: usage in wanted for usage, attribute in KEY_USAGE_BITS.items()}
+    extended = [oid for usage, oid in EXTENDED_KEY_USAGES.items() if usage in wanted]
     if not any(bits.values()):
         return None, extended
     if (bits["encipher_only"] or bits["decipher_only"]) and not bits["key_agreement"]:
         usage = "EncipherOnly" if bits["encipher_only"] else "DecipherOnly"
-        raise CSRParameterError("KeyUsage", usage, "needs KeyAgreement",
-                                conflict=True)
+        raise CSRParameterError("KeyUsage", usage, "needs KeyAgreement", conflict=True)
     return x509.KeyUsage(**bits), extended
 
 
@@ -239,10 +251,11 @@ def _attribute(parameter: str, value: str | None) -> bytes | None:
     if value is None or value == "":
         return None
     if len(value) > _ATTRIBUTE_LIMIT or not value.isprintable():
-        raise CSRParameterError(parameter, "******" if "Password" in parameter
-                                else value,
-                                f"must be 1 to {_ATTRIBUTE_LIMIT} printable "
-                                "characters")
+        raise CSRParameterError(
+            parameter,
+            "******" if "Password" in parameter else value,
+            f"must be 1 to {_ATTRIBUTE_LIMIT} printable characters",
+        )
     return value.encode("utf-8")
 
 
@@ -254,8 +267,9 @@ def check_request(request: CSRRequest) -> KeySpec:
 def _check(request: CSRRequest) -> _Checked:
     spec = key_spec(request)
     if not request.subject.get("CommonName"):
-        raise CSRParameterError("CommonName", request.subject.get("CommonName"),
-                                "must not be empty")
+        raise CSRParameterError(
+            "CommonName", request.subject.get("CommonName"), "must not be empty"
+        )
     usage, extended = _usage(request, spec)
     _attribute("ChallengePassword", request.challenge_password)
     _attribute("UnstructuredName", request.unstructured_name)
@@ -276,12 +290,14 @@ def build_csr(request: CSRRequest, key: PrivateKey) -> bytes:
     builder = x509.CertificateSigningRequestBuilder().subject_name(checked.name)
     if checked.alt_names:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName(checked.alt_names), critical=False)
+            x509.SubjectAlternativeName(checked.alt_names), critical=False
+        )
     if checked.usage is not None:
         builder = builder.add_extension(checked.usage, critical=True)
     if checked.extended:
         builder = builder.add_extension(
-            x509.ExtendedKeyUsage(checked.extended), critical=False)
+            x509.ExtendedKeyUsage(checked.extended), critical=False
+        )
     password = _attribute("ChallengePassword", request.challenge_password)
     if password is not None:
         builder = builder.add_attribute(CHALLENGE_PASSWORD, password)
@@ -301,8 +317,9 @@ class PendingKeys:
 
     SUFFIX = ".key"
 
-    def __init__(self, directory: Path, limit: int,
-                 lifetime: datetime.timedelta) -> None:
+    def __init__(
+        self, directory: Path, limit: int, lifetime: datetime.timedelta
+    ) -> None:
         self.directory = directory
         self.limit = limit
         self.lifetime = lifetime
@@ -310,8 +327,11 @@ class PendingKeys:
     def _files(self) -> list[Path]:
         """Pending key files, oldest first."""
         try:
-            files = [p for p in self.directory.iterdir()
-                     if p.suffix == self.SUFFIX and p.is_file()]
+            files = [
+                p
+                for p in self.directory.iterdir()
+                if p.suffix == self.SUFFIX and p.is_file()
+            ]
         except FileNotFoundError:
             return []
         return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
@@ -323,10 +343,14 @@ class PendingKeys:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_private(self.directory / f"{key_id}{self.SUFFIX}", key_pem(key))
         files = self._files()
-        for old in files[:max(0, len(files) - self.limit)]:
+        for old in files[: max(0, len(files) - self.limit)]:
             old.unlink(missing_ok=True)
-            _LOGGER.info("Dropped the key of pending CSR %s: more than %d CSRs "
-                         "wait for a certificate", old.stem, self.limit)
+            _LOGGER.info(
+                "Dropped the key of pending CSR %s: more than %d CSRs "
+                "wait for a certificate",
+                old.stem,
+                self.limit,
+            )
         return key_id
 
     def keys(self) -> list[tuple[str, PrivateKey]]:
@@ -369,6 +393,9 @@ class PendingKeys:
             except FileNotFoundError:
                 continue
         if dropped:
-            _LOGGER.info("Dropped %d CSR key(s) whose certificate did not come "
-                         "within %d days", dropped, self.lifetime.days)
+            _LOGGER.info(
+                "Dropped %d CSR key(s) whose certificate did not come within %d days",
+                dropped,
+                self.lifetime.days,
+            )
         return dropped

@@ -69,10 +69,12 @@ def _argument(value: object) -> str:
 def not_found(uri_or_type: str, resource_id: str | None = None) -> RedfishError:
     """404 ResourceNotFound for a resource type and id (or a bare URI)."""
     if resource_id is None:
-        return RedfishError.of(HTTPStatus.NOT_FOUND, "ResourceNotFound", "Resource",
-                               uri_or_type)
-    return RedfishError.of(HTTPStatus.NOT_FOUND, "ResourceNotFound", uri_or_type,
-                           resource_id)
+        return RedfishError.of(
+            HTTPStatus.NOT_FOUND, "ResourceNotFound", "Resource", uri_or_type
+        )
+    return RedfishError.of(
+        HTTPStatus.NOT_FOUND, "ResourceNotFound", uri_or_type, resource_id
+    )
 
 
 def insufficient_privilege() -> RedfishError:

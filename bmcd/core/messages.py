@@ -37,9 +37,13 @@ def message_json(message: Message) -> dict[str, Any]:
     spec = REGISTRIES[message.registry].messages[message.key]
     if len(message.args) != spec.number_of_args:
         # A bmcd bug, but the client still gets a readable message.
-        _LOGGER.error("Message %s.%s given %d arguments, registry says %d",
-                      message.registry, message.key, len(message.args),
-                      spec.number_of_args)
+        _LOGGER.error(
+            "Message %s.%s given %d arguments, registry says %d",
+            message.registry,
+            message.key,
+            len(message.args),
+            spec.number_of_args,
+        )
     body: dict[str, Any] = {
         "@odata.type": MESSAGE_ODATA_TYPE,
         "MessageId": message_id(message.registry, message.key),

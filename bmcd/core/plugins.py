@@ -24,13 +24,20 @@ def load(role: str, name: str) -> Any:
     matches = [ep for ep in entry_points(group=group) if ep.name == name]
     if not matches:
         known = ", ".join(available(role)) or "none installed"
-        raise PluginError(f"no {role} backend named {name!r} (entry-point group "
-                          f"{group}; available: {known})")
+        raise PluginError(
+            f"no {role} backend named {name!r} (entry-point group "
+            f"{group}; available: {known})"
+        )
     if len(matches) > 1:
-        _LOGGER.warning("Several packages register %s backend %r; using %s",
-                        role, name, matches[0].value)
+        _LOGGER.warning(
+            "Several packages register %s backend %r; using %s",
+            role,
+            name,
+            matches[0].value,
+        )
     try:
         return matches[0].load()
     except Exception as err:
-        raise PluginError(f"cannot load {role} backend {name!r} from "
-                          f"{matches[0].value}: {err}") from err
+        raise PluginError(
+            f"cannot load {role} backend {name!r} from {matches[0].value}: {err}"
+        ) from err

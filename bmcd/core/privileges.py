@@ -33,13 +33,27 @@ class Role:
 ROLES: dict[str, Role] = {
     role.id: role
     for role in (
-        Role("Administrator", (LOGIN, CONFIGURE_MANAGER, CONFIGURE_USERS,
-                               CONFIGURE_SELF, CONFIGURE_COMPONENTS),
-             "Manages the BMC, its accounts and the components"),
-        Role("Operator", (LOGIN, CONFIGURE_SELF, CONFIGURE_COMPONENTS),
-             "Manages the components and its own account"),
-        Role("ReadOnly", (LOGIN, CONFIGURE_SELF),
-             "Reads everything and manages its own account"),
+        Role(
+            "Administrator",
+            (
+                LOGIN,
+                CONFIGURE_MANAGER,
+                CONFIGURE_USERS,
+                CONFIGURE_SELF,
+                CONFIGURE_COMPONENTS,
+            ),
+            "Manages the BMC, its accounts and the components",
+        ),
+        Role(
+            "Operator",
+            (LOGIN, CONFIGURE_SELF, CONFIGURE_COMPONENTS),
+            "Manages the components and its own account",
+        ),
+        Role(
+            "ReadOnly",
+            (LOGIN, CONFIGURE_SELF),
+            "Reads everything and manages its own account",
+        ),
     )
 }
 
@@ -50,8 +64,7 @@ def role_privileges(role_id: str) -> frozenset[str]:
     return frozenset(role.privileges) if role else frozenset()
 
 
-def required(entity: str, method: str,
-             properties: Iterable[str] = ()) -> Alternatives:
+def required(entity: str, method: str, properties: Iterable[str] = ()) -> Alternatives:
     """The privilege alternatives for ``method`` on ``entity``.
 
     When every property a PATCH touches has a property override for the
@@ -75,8 +88,9 @@ def _ops(entity: str) -> dict[str, Alternatives]:
     return privilege_map.OPERATION_MAP.get(entity, {})
 
 
-def satisfied(privileges: Collection[str], alternatives: Alternatives,
-              *, is_self: bool = False) -> bool:
+def satisfied(
+    privileges: Collection[str], alternatives: Alternatives, *, is_self: bool = False
+) -> bool:
     """Whether ``privileges`` meet one of ``alternatives``.
 
     ConfigureSelf in an alternative counts only when the request is about the
@@ -95,4 +109,5 @@ def satisfied(privileges: Collection[str], alternatives: Alternatives,
 def needs_self(alternatives: Alternatives, privileges: Collection[str]) -> bool:
     """True when only a ConfigureSelf alternative could let ``privileges`` in."""
     return not satisfied(privileges, alternatives) and satisfied(
-        privileges, alternatives, is_self=True)
+        privileges, alternatives, is_self=True
+    )

@@ -59,23 +59,27 @@ def account_backend(config: Config, store: Store) -> AccountBackend:
     name = config.backends["accounts"]
     factory = plugins.load("accounts", name)
     try:
-        backend = factory(BackendContext(
-            state_dir=config.state_dir,
-            options=config.backend_options.get(name, {}),
-            database=store,
-        ))
+        backend = factory(
+            BackendContext(
+                state_dir=config.state_dir,
+                options=config.backend_options.get(name, {}),
+                database=store,
+            )
+        )
     except ValueError as err:
         # A backend refuses its [backends.<name>] options this way.
         raise plugins.PluginError(f"accounts backend {name!r}: {err}") from err
     if not isinstance(backend, AccountBackend):
-        raise plugins.PluginError(f"accounts backend {name!r} does not implement "
-                                  "AccountBackend")
+        raise plugins.PluginError(
+            f"accounts backend {name!r} does not implement AccountBackend"
+        )
     _LOGGER.info("Accounts backend: %s", name)
     return backend
 
 
-async def add_account(config: Config, username: str, password: str,
-                      role_id: str) -> None:
+async def add_account(
+    config: Config, username: str, password: str, role_id: str
+) -> None:
     """Create an account without a running daemon (``bmcd account add``)."""
     async with core_services(config) as core:
         await core.accounts.create(username, password, role_id)

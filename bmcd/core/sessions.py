@@ -75,41 +75,46 @@ class SessionManager:
         """The idle timeout in seconds."""
         return int(self._settings.get("session.timeout"))
 
-    async def create(self, username: str, origin: str,
-                     context: str | None) -> tuple[Session, str]:
+    async def create(
+        self, username: str, origin: str, context: str | None
+    ) -> tuple[Session, str]:
         """Open a session; returns it with its token (shown only now)."""
         await self.expire()
         # Hex, so that clients and validators can judge its randomness.
         token = secrets.token_hex(32)
         now = time.time()
-        session = Session(secrets.token_hex(10), username, now, now, origin,
-                          context)
+        session = Session(secrets.token_hex(10), username, now, now, origin, context)
 
         def insert(conn: sqlite3.Connection) -> None:
             (count,) = conn.execute("SELECT COUNT(*) FROM sessions").fetchone()
             if count >= self._max_sessions:
-                raise RedfishError.of(HTTPStatus.SERVICE_UNAVAILABLE,
-                                      "SessionLimitExceeded")
+                raise RedfishError.of(
+                    HTTPStatus.SERVICE_UNAVAILABLE, "SessionLimitExceeded"
+                )
             conn.execute(
                 "INSERT INTO sessions VALUES(?, ?, ?, ?, ?, ?, ?)",
-                (session.id, _token_hash(token), username, now, now, origin,
-                 context))
+                (session.id, _token_hash(token), username, now, now, origin, context),
+            )
 
         try:
             await self._store.run(insert)
         except RedfishError:
-            _LOGGER.warning("Session for %s refused: all %d sessions are in use",
-                            username, self._max_sessions)
+            _LOGGER.warning(
+                "Session for %s refused: all %d sessions are in use",
+                username,
+                self._max_sessions,
+            )
             raise
-        _LOGGER.info("Session %s opened for %s from %s", session.id, username,
-                     origin)
+        _LOGGER.info("Session %s opened for %s from %s", session.id, username, origin)
         return session, token
 
     async def lookup(self, token: str) -> Session | None:
         """The live session that ``token`` belongs to, refreshing its idle time."""
-        row = await self._store.run(lambda c: c.execute(
-            "SELECT * FROM sessions WHERE token_hash=?",
-            (_token_hash(token),)).fetchone())
+        row = await self._store.run(
+            lambda c: c.execute(
+                "SELECT * FROM sessions WHERE token_hash=?", (_token_hash(token),)
+            ).fetchone()
+        )
         if row is None:
             return None
         session = self._session(row)
@@ -119,8 +124,11 @@ class SessionManager:
             _LOGGER.info("Session %s of %s expired", session.id, session.username)
             return None
         if now - session.last_used > _TOUCH_INTERVAL:
-            await self._store.run(lambda c: c.execute(
-                "UPDATE sessions SET last_used=? WHERE id=?", (now, session.id)))
+            await self._store.run(
+                lambda c: c.execute(
+                    "UPDATE sessions SET last_used=? WHERE id=?", (now, session.id)
+                )
+            )
             self._used.pop(session.id, None)
         else:
             self._used[session.id] = now
@@ -128,8 +136,11 @@ class SessionManager:
 
     async def get(self, session_id: str) -> Session | None:
         """The session with id ``session_id``, if it is still live."""
-        row = await self._store.run(lambda c: c.execute(
-            "SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone())
+        row = await self._store.run(
+            lambda c: c.execute(
+                "SELECT * FROM sessions WHERE id=?", (session_id,)
+            ).fetchone()
+        )
         if row is None:
             return None
         session = self._session(row)
@@ -140,29 +151,35 @@ class SessionManager:
     async def list(self) -> list[Session]:
         """Every live session, oldest first."""
         await self.expire()
-        rows = await self._store.run(lambda c: c.execute(
-            "SELECT * FROM sessions ORDER BY created").fetchall())
+        rows = await self._store.run(
+            lambda c: c.execute("SELECT * FROM sessions ORDER BY created").fetchall()
+        )
         return [self._session(row) for row in rows]
 
     async def delete(self, session_id: str) -> bool:
         """End a session; False when there was none."""
         self._used.pop(session_id, None)
-        cursor = await self._store.run(lambda c: c.execute(
-            "DELETE FROM sessions WHERE id=?", (session_id,)))
+        cursor = await self._store.run(
+            lambda c: c.execute("DELETE FROM sessions WHERE id=?", (session_id,))
+        )
         return bool(cursor.rowcount)
 
     async def delete_user(self, username: str) -> None:
         """End every session of ``username`` (account deleted or disabled)."""
-        await self._store.run(lambda c: c.execute(
-            "DELETE FROM sessions WHERE username=?", (username,)))
+        await self._store.run(
+            lambda c: c.execute("DELETE FROM sessions WHERE username=?", (username,))
+        )
 
     async def stop(self) -> None:
         """Write the recent uses that only live in memory (clean shutdown)."""
         used = [(when, session_id) for session_id, when in self._used.items()]
         self._used.clear()
         if used:
-            await self._store.run(lambda c: c.executemany(
-                "UPDATE sessions SET last_used=MAX(last_used, ?) WHERE id=?", used))
+            await self._store.run(
+                lambda c: c.executemany(
+                    "UPDATE sessions SET last_used=MAX(last_used, ?) WHERE id=?", used
+                )
+            )
 
     async def expire(self) -> None:
         """Delete every session idle longer than the timeout."""
@@ -172,8 +189,9 @@ class SessionManager:
 
         def sweep(conn: sqlite3.Connection) -> None:
             # Uses not yet written still count as activity.
-            conn.executemany("UPDATE sessions SET last_used=MAX(last_used, ?) "
-                             "WHERE id=?", used)
+            conn.executemany(
+                "UPDATE sessions SET last_used=MAX(last_used, ?) WHERE id=?", used
+            )
             conn.execute("DELETE FROM sessions WHERE last_used < ?", (cutoff,))
 
         await self._store.run(sweep)
@@ -183,5 +201,11 @@ class SessionManager:
 
     @staticmethod
     def _session(row: sqlite3.Row) -> Session:
-        return Session(row["id"], row["username"], row["created"],
-                       row["last_used"], row["origin"], row["context"])
+        return Session(
+            row["id"],
+            row["username"],
+            row["created"],
+            row["last_used"],
+            row["origin"],
+            row["context"],
+        )

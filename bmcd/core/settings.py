@@ -42,7 +42,8 @@ class Settings:
         """Create the table if needed and read every stored value."""
         await self._store.migrate("settings", (_migration_1,))
         rows = await self._store.run(
-            lambda c: c.execute("SELECT key, value FROM settings").fetchall())
+            lambda c: c.execute("SELECT key, value FROM settings").fetchall()
+        )
         for key, value in rows:
             self._values[key] = json.loads(value)
         if "service.uuid" not in self._values:
@@ -55,11 +56,13 @@ class Settings:
 
     async def update(self, values: dict[str, Any]) -> None:
         """Store several values in one transaction, then publish them."""
+
         def write(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) "
                 "DO UPDATE SET value=excluded.value",
-                [(key, json.dumps(value)) for key, value in values.items()])
+                [(key, json.dumps(value)) for key, value in values.items()],
+            )
 
         await self._store.run(write)
         self._values.update(values)

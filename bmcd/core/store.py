@@ -41,18 +41,22 @@ class Store:
 
     def _open(self) -> None:
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=10,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=10, check_same_thread=False
+            )
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_versions ("
-                         "component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_versions ("
+                "component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            )
         except sqlite3.Error as err:
             raise StoreError(
                 f"cannot open the state database {self.path}: {err}; "
-                "move the file aside to start with empty state") from err
+                "move the file aside to start with empty state"
+            ) from err
         self._conn = conn
 
     async def close(self) -> None:
@@ -62,8 +66,7 @@ class Store:
             self._conn = None
         self._executor.shutdown(wait=True)
 
-    async def migrate(self, component: str,
-                      migrations: Sequence[Migration]) -> None:
+    async def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
         """Bring ``component``'s tables up to ``len(migrations)``.
 
         Each migration runs in its own transaction with its version bump. A
@@ -73,36 +76,46 @@ class Store:
 
     def _migrate(self, component: str, migrations: Sequence[Migration]) -> None:
         conn = self._connection()
-        row = conn.execute("SELECT version FROM schema_versions WHERE component=?",
-                           (component,)).fetchone()
+        row = conn.execute(
+            "SELECT version FROM schema_versions WHERE component=?", (component,)
+        ).fetchone()
         current = row[0] if row else 0
         if current > len(migrations):
             raise StoreError(
                 f"{self.path}: {component} tables are at version {current}, "
                 f"newer than this bmcd knows ({len(migrations)}); "
-                "install a newer bmcd or restore a backup")
+                "install a newer bmcd or restore a backup"
+            )
         for version in range(current + 1, len(migrations) + 1):
             step = migrations[version - 1]
 
-            def apply(conn: sqlite3.Connection, version: int = version,
-                      step: Migration = step) -> None:
+            def apply(
+                conn: sqlite3.Connection, version: int = version, step: Migration = step
+            ) -> None:
                 self._apply(conn, component, version, step)
 
             try:
                 self._transaction(apply)
             except sqlite3.Error as err:
-                raise StoreError(f"{self.path}: migrating {component} to "
-                                 f"version {version} failed: {err}") from err
-            _LOGGER.info("State database: %s tables migrated to version %d",
-                         component, version)
+                raise StoreError(
+                    f"{self.path}: migrating {component} to "
+                    f"version {version} failed: {err}"
+                ) from err
+            _LOGGER.info(
+                "State database: %s tables migrated to version %d", component, version
+            )
 
     @staticmethod
-    def _apply(conn: sqlite3.Connection, component: str, version: int,
-               migration: Migration) -> None:
+    def _apply(
+        conn: sqlite3.Connection, component: str, version: int, migration: Migration
+    ) -> None:
         migration(conn)
-        conn.execute("INSERT INTO schema_versions(component, version) "
-                     "VALUES(?, ?) ON CONFLICT(component) DO UPDATE "
-                     "SET version=excluded.version", (component, version))
+        conn.execute(
+            "INSERT INTO schema_versions(component, version) "
+            "VALUES(?, ?) ON CONFLICT(component) DO UPDATE "
+            "SET version=excluded.version",
+            (component, version),
+        )
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work(conn)`` as one transaction on the database thread."""

@@ -41,10 +41,14 @@ def _show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def check_properties(type_name: str, body: Mapping[str, Any],
-                     writable: Collection[str], *,
-                     required: Collection[str] = (),
-                     nullable: Collection[str] = ()) -> None:
+def check_properties(
+    type_name: str,
+    body: Mapping[str, Any],
+    writable: Collection[str],
+    *,
+    required: Collection[str] = (),
+    nullable: Collection[str] = (),
+) -> None:
     """Refuse ``body`` unless it writes only ``writable`` paths, correctly.
 
     ``writable`` holds property names and ``Parent/Child`` paths; a name
@@ -58,15 +62,19 @@ def check_properties(type_name: str, body: Mapping[str, Any],
     for name in required:
         if name not in body:
             problems.append(Message(Base.PropertyMissing, (name,), (f"#/{name}",)))
-    _check_object(SPECS[type_name], body, set(writable), set(nullable), "",
-                  problems)
+    _check_object(SPECS[type_name], body, set(writable), set(nullable), "", problems)
     if problems:
         raise RedfishError(HTTPStatus.BAD_REQUEST, problems)
 
 
-def _check_object(specs: Mapping[str, Prop], body: Mapping[str, Any],
-                  writable: set[str], nullable: set[str], prefix: str,
-                  problems: list[Message]) -> None:
+def _check_object(
+    specs: Mapping[str, Prop],
+    body: Mapping[str, Any],
+    writable: set[str],
+    nullable: set[str],
+    prefix: str,
+    problems: list[Message],
+) -> None:
     for name, value in body.items():
         path = f"{prefix}{name}"
         if name.startswith("@") or "@" in name:
@@ -79,19 +87,26 @@ def _check_object(specs: Mapping[str, Prop], body: Mapping[str, Any],
         covered = path in writable or any(path.startswith(w + "/") for w in writable)
         nested = any(w.startswith(path + "/") for w in writable)
         if not covered and not nested:
-            problems.append(Message(Base.PropertyNotWritable, (path,),
-                                    (f"#/{path}",)))
+            problems.append(Message(Base.PropertyNotWritable, (path,), (f"#/{path}",)))
             continue
         if not json_type_ok(value, spec.types) or (
-                value is None and path not in nullable):
-            problems.append(Message(Base.PropertyValueTypeError,
-                                    (_show(value), path), (f"#/{path}",)))
+            value is None and path not in nullable
+        ):
+            problems.append(
+                Message(
+                    Base.PropertyValueTypeError, (_show(value), path), (f"#/{path}",)
+                )
+            )
             continue
         if isinstance(value, dict) and spec.props is not None:
-            child_writable = writable if not covered else writable | {
-                f"{path}/{k}" for k in spec.props}
-            _check_object(spec.props, value, child_writable, nullable,
-                          f"{path}/", problems)
+            child_writable = (
+                writable
+                if not covered
+                else writable | {f"{path}/{k}" for k in spec.props}
+            )
+            _check_object(
+                spec.props, value, child_writable, nullable, f"{path}/", problems
+            )
             continue
         if isinstance(value, list) and spec.items is not None:
             for index, item in enumerate(value):
@@ -112,20 +127,32 @@ def _check_value(spec: Prop, value: Any, path: str) -> Message | None:
         return None
     if spec.enum is not None and isinstance(value, str) and value not in spec.enum:
         return Message(Base.PropertyValueNotInList, (value, path), related)
-    if isinstance(value, int | float) and not isinstance(value, bool) and (
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and (
             (spec.minimum is not None and value < spec.minimum)
-            or (spec.maximum is not None and value > spec.maximum)):
+            or (spec.maximum is not None and value > spec.maximum)
+        )
+    ):
         return Message(Base.PropertyValueOutOfRange, (_show(value), path), related)
-    if (spec.pattern and isinstance(value, str)
-            and re.fullmatch(spec.pattern, value) is None):
+    if (
+        spec.pattern
+        and isinstance(value, str)
+        and re.fullmatch(spec.pattern, value) is None
+    ):
         return Message(Base.PropertyValueFormatError, (value, path), related)
     return None
 
 
-def check_action(type_name: str, action: str, body: Mapping[str, Any], *,
-                 supported: Collection[str] | None = None,
-                 allowed_values: Mapping[str, Collection[Any]] | None = None,
-                 ) -> None:
+def check_action(
+    type_name: str,
+    action: str,
+    body: Mapping[str, Any],
+    *,
+    supported: Collection[str] | None = None,
+    allowed_values: Mapping[str, Collection[Any]] | None = None,
+) -> None:
     """Refuse action parameters that are unknown, missing, mistyped or unsupported.
 
     ``action`` is the schema's name, e.g. ``#Manager.Reset``; ``supported``
@@ -138,27 +165,43 @@ def check_action(type_name: str, action: str, body: Mapping[str, Any], *,
     problems: list[Message] = []
     for name, spec in params.items():
         if spec.required_on_create and name not in body and name in supported:
-            problems.append(Message(Base.ActionParameterMissing, (short, name),
-                                    (f"#/{name}",)))
+            problems.append(
+                Message(Base.ActionParameterMissing, (short, name), (f"#/{name}",))
+            )
     for name, value in body.items():
         related = (f"#/{name}",)
         if name.startswith("@"):
             continue
         param = params.get(name)
         if param is None:
-            problems.append(Message(Base.ActionParameterUnknown, (short, name),
-                                    related))
+            problems.append(
+                Message(Base.ActionParameterUnknown, (short, name), related)
+            )
         elif name not in supported:
-            problems.append(Message(Base.ActionParameterNotSupported,
-                                    (name, short), related))
+            problems.append(
+                Message(Base.ActionParameterNotSupported, (name, short), related)
+            )
         elif not json_type_ok(value, param.types):
-            problems.append(Message(Base.ActionParameterValueTypeError,
-                                    (_show(value), name, short), related))
+            problems.append(
+                Message(
+                    Base.ActionParameterValueTypeError,
+                    (_show(value), name, short),
+                    related,
+                )
+            )
         else:
             choices = (allowed_values or {}).get(name, param.enum)
-            if choices is not None and isinstance(value, str | int) and (
-                    value not in choices):
-                problems.append(Message(Base.ActionParameterValueNotInList,
-                                        (_show(value), name, short), related))
+            if (
+                choices is not None
+                and isinstance(value, str | int)
+                and (value not in choices)
+            ):
+                problems.append(
+                    Message(
+                        Base.ActionParameterValueNotInList,
+                        (_show(value), name, short),
+                        related,
+                    )
+                )
     if problems:
         raise RedfishError(HTTPStatus.BAD_REQUEST, problems)

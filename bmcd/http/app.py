@@ -20,8 +20,9 @@ from bmcd.http.routing import RouteTable
 def create_app(config: Config, lifecycle: Lifecycle | None = None) -> web.Application:
     """Build the application; its state opens when the app starts up."""
     accept_any_method()
-    app = web.Application(client_max_size=config.max_body_bytes,
-                          middlewares=[pipeline.error_middleware])
+    app = web.Application(
+        client_max_size=config.max_body_bytes, middlewares=[pipeline.error_middleware]
+    )
     keys.CONFIG.set(app, config)
     keys.LIFECYCLE.set(app, lifecycle or Lifecycle())
     routes = RouteTable()
@@ -42,8 +43,13 @@ async def _core_services(app: web.Application) -> AsyncIterator[None]:
         keys.SETTINGS.set(app, core.settings)
         keys.SESSIONS.set(app, core.sessions)
         keys.ACCOUNTS.set(app, core.accounts)
-        keys.AUTHENTICATOR.set(app, Authenticator(
-            core.accounts, core.sessions,
-            failure_delay=config.login_failure_delay,
-            cache_seconds=config.credential_cache_seconds))
+        keys.AUTHENTICATOR.set(
+            app,
+            Authenticator(
+                core.accounts,
+                core.sessions,
+                failure_delay=config.login_failure_delay,
+                cache_seconds=config.credential_cache_seconds,
+            ),
+        )
         yield

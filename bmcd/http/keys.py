@@ -54,4 +54,3 @@ ROUTES: Key[RouteTable] = Key("routes")
 LIFECYCLE: Key[Lifecycle] = Key("lifecycle")
 TLS: Key[TLSContextHolder] = Key("tls")
 CERTIFICATES: Key[CertificateManager] = Key("certificates")
-

@@ -20,8 +20,10 @@ def accept_any_method() -> None:
     """Make aiohttp parse requests with its Python parser (idempotent)."""
     python_parser = getattr(http_parser, "HttpRequestParserPy", None)
     if python_parser is None:
-        _LOGGER.warning("aiohttp has no Python request parser; unknown HTTP "
-                        "methods will get 400 instead of 405")
+        _LOGGER.warning(
+            "aiohttp has no Python request parser; unknown HTTP "
+            "methods will get 400 instead of 405"
+        )
         return
     # web_protocol imported the parser class by name; rebind that name.
     setattr(web_protocol, "HttpRequestParser", python_parser)  # noqa: B010

@@ -44,8 +44,14 @@ _LOGGER = logging.getLogger(__name__)
 
 WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 # Paths that DSP0266 lets anyone read without credentials.
-_OPEN_PATHS = ("/redfish", "/redfish/", "/redfish/v1", "/redfish/v1/",
-               "/redfish/v1/odata", "/redfish/v1/$metadata")
+_OPEN_PATHS = (
+    "/redfish",
+    "/redfish/",
+    "/redfish/v1",
+    "/redfish/v1/",
+    "/redfish/v1/odata",
+    "/redfish/v1/$metadata",
+)
 
 
 @web.middleware
@@ -75,8 +81,9 @@ def _http_exception(exc: web.HTTPException) -> web.Response:
     if exc.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
         return error_response(RedfishError.of(exc.status, Base.PayloadTooLarge))
     if exc.status == HTTPStatus.NOT_FOUND:
-        return error_response(RedfishError.of(exc.status, Base.ResourceMissingAtURI,
-                                              "unknown"))
+        return error_response(
+            RedfishError.of(exc.status, Base.ResourceMissingAtURI, "unknown")
+        )
     if exc.status == HTTPStatus.METHOD_NOT_ALLOWED:
         return error_response(RedfishError.of(exc.status, Base.OperationNotAllowed))
     return error_response(RedfishError.of(exc.status, Base.GeneralError))
@@ -89,26 +96,28 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if found is None:
         if request.path not in _OPEN_PATHS:
             await authenticate(request)
-        raise RedfishError.of(HTTPStatus.NOT_FOUND, Base.ResourceMissingAtURI,
-                              request.path)
+        raise RedfishError.of(
+            HTTPStatus.NOT_FOUND, Base.ResourceMissingAtURI, request.path
+        )
     resource, match = found
     odata_version = request.headers.get("OData-Version")
     if odata_version is not None and odata_version.strip() != "4.0":
         # DSP0266: an OData-Version the service does not support is a 412.
-        raise RedfishError.of(HTTPStatus.PRECONDITION_FAILED, Base.HeaderInvalid,
-                              f"OData-Version: {odata_version}")
+        raise RedfishError.of(
+            HTTPStatus.PRECONDITION_FAILED,
+            Base.HeaderInvalid,
+            f"OData-Version: {odata_version}",
+        )
     method = "GET" if request.method == "HEAD" else request.method
     handler = resource.handlers.get(method)
     if handler is None:
-        error = RedfishError.of(HTTPStatus.METHOD_NOT_ALLOWED,
-                                Base.OperationNotAllowed)
+        error = RedfishError.of(HTTPStatus.METHOD_NOT_ALLOWED, Base.OperationNotAllowed)
         error.headers["Allow"] = resource.allow
         raise error
 
     options = parse_query(request.query)
     if not options.is_empty() and method != "GET":
-        raise RedfishError.of(HTTPStatus.BAD_REQUEST,
-                              Base.QueryNotSupportedOnOperation)
+        raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.QueryNotSupportedOnOperation)
     principal = None
     if method not in resource.public:
         principal = await authenticate(request)
@@ -130,8 +139,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     return _reply_response(call, resource, result)
 
 
-async def _get(call: Call, resource: Resource, handler: Any,
-               options: QueryOptions) -> web.StreamResponse:
+async def _get(
+    call: Call, resource: Resource, handler: Any, options: QueryOptions
+) -> web.StreamResponse:
     result = await handler(call)
     if isinstance(result, web.StreamResponse):
         return result
@@ -155,9 +165,9 @@ async def _get(call: Call, resource: Resource, handler: Any,
     return json_response(body, reply.status, headers)
 
 
-def _reply_response(call: Call, resource: Resource,
-                    result: Reply | Body | web.StreamResponse
-                    ) -> web.StreamResponse:
+def _reply_response(
+    call: Call, resource: Resource, result: Reply | Body | web.StreamResponse
+) -> web.StreamResponse:
     if isinstance(result, web.StreamResponse):
         return result
     reply = result if isinstance(result, Reply) else Reply(result)
@@ -219,8 +229,9 @@ async def authenticate(request: web.Request) -> Principal:
         username, sep, password = decoded.partition(":")
         if not sep:
             raise no_valid_session()
-        return await authenticator.basic(username, password,
-                                         request.remote or "unknown")
+        return await authenticator.basic(
+            username, password, request.remote or "unknown"
+        )
     raise no_valid_session()
 
 
@@ -228,18 +239,19 @@ async def read_json(request: web.Request) -> Any:
     """The JSON request body, or None when there is none; 413/415/400 if bad."""
     limit = keys.CONFIG.get(request.app).max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise RedfishError.of(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                              Base.PayloadTooLarge)
+        raise RedfishError.of(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, Base.PayloadTooLarge)
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise RedfishError.of(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                              Base.PayloadTooLarge) from None
+        raise RedfishError.of(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, Base.PayloadTooLarge
+        ) from None
     if not raw:
         return None
     if request.content_type != JSON_TYPE:
-        raise RedfishError.of(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                              Base.UnrecognizedRequestBody)
+        raise RedfishError.of(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE, Base.UnrecognizedRequestBody
+        )
     return decode_json(raw)
 
 
@@ -254,15 +266,21 @@ async def authorize(call: Call, resource: Resource) -> None:
     is_self = await _is_own(call, resource)
 
     if principal.must_change_password and not _allowed_before_change(
-            call, resource, is_self):
-        raise RedfishError.of(HTTPStatus.FORBIDDEN, Base.PasswordChangeRequired,
-                              f"/redfish/v1/AccountService/Accounts/"
-                              f"{principal.account_id}")
-    if not privileges.satisfied(principal.privileges, alternatives,
-                                is_self=is_self):
-        _LOGGER.warning("%s %s refused to %s (role %s): insufficient privilege",
-                        call.method, call.path, principal.username,
-                        principal.role_id)
+        call, resource, is_self
+    ):
+        raise RedfishError.of(
+            HTTPStatus.FORBIDDEN,
+            Base.PasswordChangeRequired,
+            f"/redfish/v1/AccountService/Accounts/{principal.account_id}",
+        )
+    if not privileges.satisfied(principal.privileges, alternatives, is_self=is_self):
+        _LOGGER.warning(
+            "%s %s refused to %s (role %s): insufficient privilege",
+            call.method,
+            call.path,
+            principal.username,
+            principal.role_id,
+        )
         raise insufficient_privilege()
 
 
@@ -304,8 +322,9 @@ async def check_if_match(call: Call, resource: Resource) -> None:
     getter = resource.handlers.get("GET")
     current = None
     if getter is not None:
-        result = await getter(Call(call.request, "GET", call.path, call.match,
-                                   call.principal))
+        result = await getter(
+            Call(call.request, "GET", call.path, call.match, call.principal)
+        )
         body = result.body if isinstance(result, Reply) else result
         current = etag_of(body) if isinstance(body, dict) else None
     # A strong tag from a client matches our weak one by its opaque part.
@@ -315,7 +334,8 @@ async def check_if_match(call: Call, resource: Resource) -> None:
 
 
 _LOCKS: keys.Key[weakref.WeakValueDictionary[str, asyncio.Lock]] = keys.Key(
-    "write_locks")
+    "write_locks"
+)
 
 
 def _write_lock(app: web.Application, path: str) -> asyncio.Lock:

@@ -48,28 +48,37 @@ def schema_link(body: dict[str, Any]) -> str | None:
     return f"<http://redfish.dmtf.org/schemas/v1/{namespace}.json>; rel=describedby"
 
 
-def json_response(body: Any, status: int = 200,
-                  headers: dict[str, str] | None = None) -> web.Response:
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     """A Redfish JSON response with the standard headers."""
     all_headers = dict(ODATA_HEADERS)
     all_headers.update(headers or {})
-    return web.Response(body=dumps(body), status=status, headers=all_headers,
-                        content_type=JSON_TYPE, charset="utf-8")
+    return web.Response(
+        body=dumps(body),
+        status=status,
+        headers=all_headers,
+        content_type=JSON_TYPE,
+        charset="utf-8",
+    )
 
 
 def error_body(error: RedfishError) -> dict[str, Any]:
     """The DSP0266 error body: first message on top, all in ExtendedInfo."""
     messages = [message_json(m) for m in error.messages]
     first = messages[0] if messages else None
-    return {"error": {
-        "code": first["MessageId"] if first else "Base.1.22.GeneralError",
-        "message": message_text(error.messages[0]) if first else "Error",
-        "@Message.ExtendedInfo": messages,
-    }}
+    return {
+        "error": {
+            "code": first["MessageId"] if first else "Base.1.22.GeneralError",
+            "message": message_text(error.messages[0]) if first else "Error",
+            "@Message.ExtendedInfo": messages,
+        }
+    }
 
 
-def error_response(error: RedfishError,
-                   headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    error: RedfishError, headers: dict[str, str] | None = None
+) -> web.Response:
     """The response for a RedfishError."""
     all_headers = dict(error.headers)
     all_headers.update(headers or {})

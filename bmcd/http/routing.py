@@ -123,22 +123,45 @@ class RouteTable:
         """What services attached to ``type_name``."""
         return dict(self.attachments.get(type_name, {}))
 
-    def add(self, path: str, entity: str, *, get: Handler | None = None,
-            post: Handler | None = None, patch: Handler | None = None,
-            put: Handler | None = None, delete: Handler | None = None,
-            public: tuple[str, ...] = (), owner: Owner | None = None) -> None:
+    def add(
+        self,
+        path: str,
+        entity: str,
+        *,
+        get: Handler | None = None,
+        post: Handler | None = None,
+        patch: Handler | None = None,
+        put: Handler | None = None,
+        delete: Handler | None = None,
+        public: tuple[str, ...] = (),
+        owner: Owner | None = None,
+    ) -> None:
         """Declare a resource; a POST handler is also served at ``path/Members``."""
-        handlers = {m: h for m, h in (("GET", get), ("POST", post),
-                                      ("PATCH", patch), ("PUT", put),
-                                      ("DELETE", delete)) if h is not None}
-        resource = Resource(path, entity, handlers, frozenset(public), owner,
-                            _compile(path))
+        handlers = {
+            m: h
+            for m, h in (
+                ("GET", get),
+                ("POST", post),
+                ("PATCH", patch),
+                ("PUT", put),
+                ("DELETE", delete),
+            )
+            if h is not None
+        }
+        resource = Resource(
+            path, entity, handlers, frozenset(public), owner, _compile(path)
+        )
         self.resources.append(resource)
         if post is not None and entity.endswith("Collection"):
             # DSP0266: a collection that accepts POST accepts it at /Members.
-            members = Resource(f"{path}/Members", entity, {"POST": post},
-                               frozenset(m for m in public if m == "POST"),
-                               owner, _compile(f"{path}/Members"))
+            members = Resource(
+                f"{path}/Members",
+                entity,
+                {"POST": post},
+                frozenset(m for m in public if m == "POST"),
+                owner,
+                _compile(f"{path}/Members"),
+            )
             self.resources.append(members)
 
     def match(self, path: str) -> tuple[Resource, dict[str, str]] | None:
@@ -152,12 +175,17 @@ class RouteTable:
 
 def decode_json(raw: bytes) -> Any:
     """Parse a request body, refusing duplicate keys and non-JSON values."""
+
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key, value in pairs:
             if key in result:
-                raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PropertyDuplicate,
-                                      key, related=f"#/{key}")
+                raise RedfishError.of(
+                    HTTPStatus.BAD_REQUEST,
+                    Base.PropertyDuplicate,
+                    key,
+                    related=f"#/{key}",
+                )
             result[key] = value
         return result
 
@@ -165,8 +193,11 @@ def decode_json(raw: bytes) -> Any:
         raise ValueError(name)
 
     try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=no_duplicates,
-                          parse_constant=no_constant)
+        return json.loads(
+            raw.decode("utf-8"),
+            object_pairs_hook=no_duplicates,
+            parse_constant=no_constant,
+        )
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.MalformedJSON) from None
 
@@ -181,8 +212,7 @@ def link(uri: str) -> dict[str, str]:
     return {"@odata.id": uri}
 
 
-def collection(uri: str, type_name: str, name: str,
-               member_uris: list[str]) -> Body:
+def collection(uri: str, type_name: str, name: str, member_uris: list[str]) -> Body:
     """A resource collection body with its members as links."""
     return {
         "@odata.id": uri,

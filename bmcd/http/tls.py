@@ -46,8 +46,12 @@ class TLSContextHolder:
         self.listening_context = build_context(cert_file, key_file)
         self.listening_context.sni_callback = self._pick_context
 
-    def _pick_context(self, connection: ssl.SSLObject, _server_name: str | None,
-                      _context: ssl.SSLContext) -> None:
+    def _pick_context(
+        self,
+        connection: ssl.SSLObject,
+        _server_name: str | None,
+        _context: ssl.SSLContext,
+    ) -> None:
         # Runs for clients without SNI too (connections to an IP address).
         connection.context = self._current
 
@@ -62,12 +66,18 @@ def make_self_signed(cert_file: Path, key_file: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     hostname = socket.gethostname() or "bmcd"
     now = datetime.datetime.now(datetime.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "bmcd")])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, hostname),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "bmcd"),
+        ]
+    )
     alt_names: list[x509.GeneralName] = [
-        x509.DNSName(hostname), x509.DNSName("localhost"),
+        x509.DNSName(hostname),
+        x509.DNSName("localhost"),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("::1"))]
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -77,33 +87,51 @@ def make_self_signed(cert_file: Path, key_file: Path) -> None:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=SELF_SIGNED_DAYS))
         .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None),
-                       critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, key_encipherment=False,
-            content_commitment=False, data_encipherment=False,
-            key_agreement=True, key_cert_sign=False, crl_sign=False,
-            encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                       critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=False,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
         .sign(key, hashes.SHA256())
     )
-    write_private(key_file, key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    write_private(cert_file, certificate.public_bytes(serialization.Encoding.PEM),
-                  0o644)
+    write_private(
+        key_file,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    write_private(
+        cert_file, certificate.public_bytes(serialization.Encoding.PEM), 0o644
+    )
 
 
-async def ensure_certificate(state_dir: Path, cert_file: Path | None,
-                             key_file: Path | None) -> tuple[Path, Path]:
+async def ensure_certificate(
+    state_dir: Path, cert_file: Path | None, key_file: Path | None
+) -> tuple[Path, Path]:
     """The certificate and key to serve, making a self-signed pair if none."""
     if cert_file is not None and key_file is not None:
         return cert_file, key_file
     cert_file = state_dir / "tls" / "server.crt"
     key_file = state_dir / "tls" / "server.key"
     if not (cert_file.exists() and key_file.exists()):
-        _LOGGER.info("No HTTPS certificate configured; creating a self-signed "
-                     "one in %s", cert_file.parent)
+        _LOGGER.info(
+            "No HTTPS certificate configured; creating a self-signed one in %s",
+            cert_file.parent,
+        )
         await asyncio.to_thread(make_self_signed, cert_file, key_file)
     return cert_file, key_file

@@ -45,5 +45,8 @@ def register_all(routes: RouteTable) -> None:
 
 def cleanup_contexts() -> list[CleanupContext]:
     """The services' own start/stop hooks, in service order."""
-    return [module.cleanup_context for module in SERVICES
-            if hasattr(module, "cleanup_context")]
+    return [
+        module.cleanup_context
+        for module in SERVICES
+        if hasattr(module, "cleanup_context")
+    ]

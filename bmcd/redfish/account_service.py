@@ -39,24 +39,47 @@ _POLICY = {
 # Password lengths bmcd can store and hash sensibly.
 PASSWORD_LENGTH_RANGE = (1, 256)
 
-_ACCOUNT_CREATE = ("UserName", "Password", "RoleId", "Enabled", "AccountTypes",
-                   "PasswordChangeRequired", "Locked")
-_ACCOUNT_PATCH = ("UserName", "Password", "RoleId", "Enabled", "Locked",
-                  "PasswordChangeRequired", "AccountTypes")
+_ACCOUNT_CREATE = (
+    "UserName",
+    "Password",
+    "RoleId",
+    "Enabled",
+    "AccountTypes",
+    "PasswordChangeRequired",
+    "Locked",
+)
+_ACCOUNT_PATCH = (
+    "UserName",
+    "Password",
+    "RoleId",
+    "Enabled",
+    "Locked",
+    "PasswordChangeRequired",
+    "AccountTypes",
+)
 
 
 def register(routes: RouteTable) -> None:
     """Declare the AccountService resources."""
-    routes.add(SERVICE_URI, "AccountService", get=get_account_service,
-               patch=patch_account_service)
-    routes.add(ACCOUNTS_URI, "ManagerAccountCollection", get=get_accounts,
-               post=post_account)
-    routes.add("/redfish/v1/AccountService/Accounts/{account_id}",
-               "ManagerAccount", get=get_account, patch=patch_account,
-               delete=delete_account, owner=account_owner)
+    routes.add(
+        SERVICE_URI,
+        "AccountService",
+        get=get_account_service,
+        patch=patch_account_service,
+    )
+    routes.add(
+        ACCOUNTS_URI, "ManagerAccountCollection", get=get_accounts, post=post_account
+    )
+    routes.add(
+        "/redfish/v1/AccountService/Accounts/{account_id}",
+        "ManagerAccount",
+        get=get_account,
+        patch=patch_account,
+        delete=delete_account,
+        owner=account_owner,
+    )
     routes.add(ROLES_URI, "RoleCollection", get=get_roles)
-    routes.add("/redfish/v1/AccountService/Roles/{role_id}", "Role",
-               get=get_role)
+    routes.add("/redfish/v1/AccountService/Roles/{role_id}", "Role", get=get_role)
     routes.attach("ServiceRoot", "AccountService", link(SERVICE_URI))
 
 
@@ -88,18 +111,19 @@ async def get_account_service(call: Call) -> Body:
     for prop, key in _POLICY.items():
         body[prop] = settings.get(key)
     body["AccountLockoutCounterResetEnabled"] = bool(
-        settings.get("account.lockout_counter_reset_after"))
+        settings.get("account.lockout_counter_reset_after")
+    )
     return body
 
 
 async def patch_account_service(call: Call) -> Body:
     """Change the password and lockout policy; all or nothing."""
     body = call.body()
-    check_properties("AccountService", body, _POLICY,
-                     nullable=("PasswordExpirationDays",))
+    check_properties(
+        "AccountService", body, _POLICY, nullable=("PasswordExpirationDays",)
+    )
     settings = keys.SETTINGS.get(call.app)
-    merged = {prop: body.get(prop, settings.get(key))
-              for prop, key in _POLICY.items()}
+    merged = {prop: body.get(prop, settings.get(key)) for prop, key in _POLICY.items()}
     _check_policy(merged)
     await settings.update({_POLICY[p]: v for p, v in body.items() if p in _POLICY})
     await _accounts(call).apply_lockout_policy()
@@ -110,31 +134,48 @@ def _check_policy(policy: dict[str, Any]) -> None:
     low, high = PASSWORD_LENGTH_RANGE
     for prop in ("MinPasswordLength", "MaxPasswordLength"):
         if not low <= policy[prop] <= high:
-            raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PropertyValueOutOfRange,
-                                  policy[prop], prop, related=f"#/{prop}")
+            raise RedfishError.of(
+                HTTPStatus.BAD_REQUEST,
+                Base.PropertyValueOutOfRange,
+                policy[prop],
+                prop,
+                related=f"#/{prop}",
+            )
     if policy["MinPasswordLength"] > policy["MaxPasswordLength"]:
-        raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PropertyValueConflict,
-                              "MinPasswordLength", "MaxPasswordLength",
-                              related="#/MinPasswordLength")
+        raise RedfishError.of(
+            HTTPStatus.BAD_REQUEST,
+            Base.PropertyValueConflict,
+            "MinPasswordLength",
+            "MaxPasswordLength",
+            related="#/MinPasswordLength",
+        )
     duration = policy["AccountLockoutDuration"]
     # The schema: the counter reset must not outlast the lockout it counts to.
     if duration and policy["AccountLockoutCounterResetAfter"] > duration:
-        raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PropertyValueConflict,
-                              "AccountLockoutCounterResetAfter",
-                              "AccountLockoutDuration",
-                              related="#/AccountLockoutCounterResetAfter")
+        raise RedfishError.of(
+            HTTPStatus.BAD_REQUEST,
+            Base.PropertyValueConflict,
+            "AccountLockoutCounterResetAfter",
+            "AccountLockoutDuration",
+            related="#/AccountLockoutCounterResetAfter",
+        )
     days = policy["PasswordExpirationDays"]
     if days is not None and days < 1:
-        raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PropertyValueOutOfRange,
-                              days, "PasswordExpirationDays",
-                              related="#/PasswordExpirationDays")
+        raise RedfishError.of(
+            HTTPStatus.BAD_REQUEST,
+            Base.PropertyValueOutOfRange,
+            days,
+            "PasswordExpirationDays",
+            related="#/PasswordExpirationDays",
+        )
 
 
 def _can_see_all_accounts(call: Call) -> bool:
     principal = call.principal
     return principal is not None and bool(
         {privileges.CONFIGURE_USERS, privileges.CONFIGURE_MANAGER}
-        & principal.privileges)
+        & principal.privileges
+    )
 
 
 async def get_accounts(call: Call) -> Body:
@@ -143,9 +184,12 @@ async def get_accounts(call: Call) -> Body:
     if not _can_see_all_accounts(call):
         assert call.principal is not None
         accounts = [a for a in accounts if a.username == call.principal.username]
-    return collection(ACCOUNTS_URI, "ManagerAccountCollection",
-                      "Accounts Collection",
-                      [f"{ACCOUNTS_URI}/{a.id}" for a in accounts])
+    return collection(
+        ACCOUNTS_URI,
+        "ManagerAccountCollection",
+        "Accounts Collection",
+        [f"{ACCOUNTS_URI}/{a.id}" for a in accounts],
+    )
 
 
 def account_body(manager: AccountManager, account: Account) -> Body:
@@ -164,7 +208,8 @@ def account_body(manager: AccountManager, account: Account) -> Body:
         "Locked": account.locked,
         "PasswordChangeRequired": manager.must_change_password(account),
         "PasswordExpiration": expiration.isoformat(timespec="seconds")
-        if expiration else None,
+        if expiration
+        else None,
         "AccountTypes": list(account.account_types),
         "Links": {"Role": link(f"{ROLES_URI}/{account.role_id}")},
     }
@@ -179,8 +224,9 @@ async def get_account(call: Call) -> Body:
 
 def _service_enabled(call: Call) -> None:
     if not keys.SETTINGS.get(call.app).get("account.service_enabled"):
-        raise RedfishError.of(HTTPStatus.SERVICE_UNAVAILABLE, Base.ServiceDisabled,
-                              SERVICE_URI)
+        raise RedfishError.of(
+            HTTPStatus.SERVICE_UNAVAILABLE, Base.ServiceDisabled, SERVICE_URI
+        )
 
 
 def _account_types(body: Body) -> tuple[str, ...] | None:
@@ -189,38 +235,60 @@ def _account_types(body: Body) -> tuple[str, ...] | None:
         return None
     for value in types:
         if value not in SUPPORTED_ACCOUNT_TYPES:
-            raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PropertyValueNotInList,
-                                  value, "AccountTypes", related="#/AccountTypes")
+            raise RedfishError.of(
+                HTTPStatus.BAD_REQUEST,
+                Base.PropertyValueNotInList,
+                value,
+                "AccountTypes",
+                related="#/AccountTypes",
+            )
     return tuple(types)
 
 
 async def post_account(call: Call) -> Reply:
     """Create an account from UserName, Password and RoleId."""
     body = call.body()
-    check_properties("ManagerAccount", body, _ACCOUNT_CREATE,
-                     required=("UserName", "Password", "RoleId"))
+    check_properties(
+        "ManagerAccount",
+        body,
+        _ACCOUNT_CREATE,
+        required=("UserName", "Password", "RoleId"),
+    )
     _service_enabled(call)
     if body.get("Locked") is True:
-        raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PropertyValueNotInList,
-                              True, "Locked", related="#/Locked")
+        raise RedfishError.of(
+            HTTPStatus.BAD_REQUEST,
+            Base.PropertyValueNotInList,
+            True,
+            "Locked",
+            related="#/Locked",
+        )
     _check_username(body["UserName"])
     manager = _accounts(call)
     account = await manager.create(
-        body["UserName"], body["Password"], body["RoleId"],
+        body["UserName"],
+        body["Password"],
+        body["RoleId"],
         enabled=body.get("Enabled", True),
         password_change_required=body.get("PasswordChangeRequired", False),
-        account_types=_account_types(body) or SUPPORTED_ACCOUNT_TYPES)
+        account_types=_account_types(body) or SUPPORTED_ACCOUNT_TYPES,
+    )
     uri = f"{ACCOUNTS_URI}/{account.id}"
-    return Reply(account_body(manager, account), HTTPStatus.CREATED,
-                 {"Location": uri})
+    return Reply(account_body(manager, account), HTTPStatus.CREATED, {"Location": uri})
 
 
 def _check_username(name: str) -> None:
     # Names travel in URIs, logs and (for host accounts) /etc/passwd.
-    if not (0 < len(name) <= 32 and name.isprintable()
-            and not set(name) & set("/:\\ \t?#%")):
-        raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PropertyValueFormatError,
-                              name, "UserName", related="#/UserName")
+    if not (
+        0 < len(name) <= 32 and name.isprintable() and not set(name) & set("/:\\ \t?#%")
+    ):
+        raise RedfishError.of(
+            HTTPStatus.BAD_REQUEST,
+            Base.PropertyValueFormatError,
+            name,
+            "UserName",
+            related="#/UserName",
+        )
 
 
 async def patch_account(call: Call) -> Body:
@@ -236,8 +304,13 @@ async def patch_account(call: Call) -> Body:
     if "UserName" in body:
         _check_username(body["UserName"])
     if body.get("Locked") is True:
-        raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PropertyValueNotInList,
-                              True, "Locked", related="#/Locked")
+        raise RedfishError.of(
+            HTTPStatus.BAD_REQUEST,
+            Base.PropertyValueNotInList,
+            True,
+            "Locked",
+            related="#/Locked",
+        )
     changes = AccountChanges(
         password=body.get("Password"),
         role_id=body.get("RoleId"),
@@ -264,8 +337,12 @@ async def delete_account(call: Call) -> Reply:
 
 async def get_roles(call: Call) -> Body:
     """The predefined roles."""
-    return collection(ROLES_URI, "RoleCollection", "Roles Collection",
-                      [f"{ROLES_URI}/{role}" for role in privileges.ROLES])
+    return collection(
+        ROLES_URI,
+        "RoleCollection",
+        "Roles Collection",
+        [f"{ROLES_URI}/{role}" for role in privileges.ROLES],
+    )
 
 
 async def get_role(call: Call) -> Body:

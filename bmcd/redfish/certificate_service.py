@@ -51,7 +51,8 @@ GENERATE_CSR_INFO_URI = f"{SERVICE_URI}/GenerateCSRActionInfo"
 REPLACE_INFO_URI = f"{SERVICE_URI}/ReplaceCertificateActionInfo"
 HTTPS_CERTIFICATES_URI = "/redfish/v1/Managers/1/NetworkProtocol/HTTPS/Certificates"
 TRUSTED_CERTIFICATES_URI = (
-    "/redfish/v1/Managers/1/SecurityPolicy/TLS/Client/TrustedCertificates")
+    "/redfish/v1/Managers/1/SecurityPolicy/TLS/Client/TrustedCertificates"
+)
 COLLECTIONS: dict[Slot, str] = {
     Slot.HTTPS: HTTPS_CERTIFICATES_URI,
     Slot.TRUST: TRUSTED_CERTIFICATES_URI,
@@ -85,7 +86,8 @@ async def _tls_holder(app: web.Application) -> TLSContextHolder:
         pass
     config = keys.CONFIG.get(app)
     cert_file, key_file = await ensure_certificate(
-        config.state_dir, config.tls.certificate, config.tls.key)
+        config.state_dir, config.tls.certificate, config.tls.key
+    )
     holder = await asyncio.to_thread(TLSContextHolder, cert_file, key_file)
     keys.TLS.set(app, holder)
     return holder
@@ -96,12 +98,16 @@ async def cleanup_context(app: web.Application) -> AsyncIterator[None]:
     config = keys.CONFIG.get(app)
     holder = await _tls_holder(app)
     manager = CertificateManager(
-        config.state_dir, holder, allow_key_upload=config.tls.allow_key_upload,
-        expiry_warning_days=config.tls.expiry_warning_days)
+        config.state_dir,
+        holder,
+        allow_key_upload=config.tls.allow_key_upload,
+        expiry_warning_days=config.tls.expiry_warning_days,
+    )
     await manager.start()
     keys.CERTIFICATES.set(app, manager)
-    watcher = asyncio.create_task(_watch_expiry(manager),
-                                  name="bmcd certificate expiry check")
+    watcher = asyncio.create_task(
+        _watch_expiry(manager), name="bmcd certificate expiry check"
+    )
     try:
         yield
     finally:
@@ -118,8 +124,10 @@ async def _watch_expiry(manager: CertificateManager) -> None:
             await manager.check_expiry()
             await manager.prune_pending()
         except Exception:
-            _LOGGER.exception("Certificate expiry check failed; next try in "
-                              "%d s", EXPIRY_CHECK_SECONDS)
+            _LOGGER.exception(
+                "Certificate expiry check failed; next try in %d s",
+                EXPIRY_CHECK_SECONDS,
+            )
 
 
 def manager_of(call: Call) -> CertificateManager:
@@ -149,9 +157,15 @@ def identifier(name: NameFacts, alt_names: tuple[str, ...] = ()) -> Body:
     """A Certificate.Identifier object for a subject or issuer."""
     fields = name.fields
     body: Body = {}
-    singles = (("CommonName", "CN"), ("Organization", "O"),
-               ("OrganizationalUnit", "OU"), ("City", "L"), ("State", "ST"),
-               ("Country", "C"), ("Email", "emailAddress"))
+    singles = (
+        ("CommonName", "CN"),
+        ("Organization", "O"),
+        ("OrganizationalUnit", "OU"),
+        ("City", "L"),
+        ("State", "ST"),
+        ("Country", "C"),
+        ("Email", "emailAddress"),
+    )
     for prop, short in singles:
         if short in fields:
             body[prop] = fields[short][0]
@@ -180,7 +194,8 @@ def certificate_body(stored: StoredCertificate) -> Body:
         "@odata.type": odata_type("Certificate"),
         "Id": stored.id,
         "Name": "HTTPS Certificate" if https else "Trusted Certificate",
-        "Description": "The certificate the HTTPS server presents" if https
+        "Description": "The certificate the HTTPS server presents"
+        if https
         else "A certificate bmcd trusts when it connects to other servers",
         "CertificateString": facts.pem,
         "CertificateType": "PEM",
@@ -210,10 +225,11 @@ async def get_certificate_service(call: Call) -> Body:
         "installation for this BMC",
         "CertificateLocations": link(LOCATIONS_URI),
         "Actions": {
-            _GENERATE_CSR: {"target": GENERATE_CSR_URI,
-                            "@Redfish.ActionInfo": GENERATE_CSR_INFO_URI},
-            _REPLACE: {"target": REPLACE_URI,
-                       "@Redfish.ActionInfo": REPLACE_INFO_URI},
+            _GENERATE_CSR: {
+                "target": GENERATE_CSR_URI,
+                "@Redfish.ActionInfo": GENERATE_CSR_INFO_URI,
+            },
+            _REPLACE: {"target": REPLACE_URI, "@Redfish.ActionInfo": REPLACE_INFO_URI},
         },
     }
 
@@ -228,35 +244,47 @@ async def get_locations(call: Call) -> Body:
         "Id": "CertificateLocations",
         "Name": "Certificate Locations",
         "Description": "Every certificate installed on this BMC",
-        "Links": {"Certificates": [link(u) for u in uris],
-                  "Certificates@odata.count": len(uris)},
+        "Links": {
+            "Certificates": [link(u) for u in uris],
+            "Certificates@odata.count": len(uris),
+        },
     }
 
 
-def _parameter(name: str, data_type: str, required: bool = False,
-               **extra: Any) -> Body:
+def _parameter(name: str, data_type: str, required: bool = False, **extra: Any) -> Body:
     return {"Name": name, "Required": required, "DataType": data_type, **extra}
 
 
 async def get_generate_csr_info(call: Call) -> Body:
     """The parameters GenerateCSR takes and the values bmcd supports."""
-    subject = [_parameter(name, "String", name == "CommonName")
-               for name in sorted(SUBJECT_PARAMETERS)]
+    subject = [
+        _parameter(name, "String", name == "CommonName")
+        for name in sorted(SUBJECT_PARAMETERS)
+    ]
     for parameter in subject:
         if parameter["Name"] == "Country":
             parameter["AllowablePattern"] = "^[A-Za-z]{2}$"
     parameters = [
-        _parameter("CertificateCollection", "Object", True,
-                   ObjectDataType="#CertificateCollection.CertificateCollection",
-                   AllowableValues=list(CSR_COLLECTIONS)),
+        _parameter(
+            "CertificateCollection",
+            "Object",
+            True,
+            ObjectDataType="#CertificateCollection.CertificateCollection",
+            AllowableValues=list(CSR_COLLECTIONS),
+        ),
         *subject,
         _parameter("AlternativeNames", "StringArray"),
         _parameter("ChallengePassword", "String"),
         _parameter("UnstructuredName", "String"),
-        _parameter("KeyPairAlgorithm", "String",
-                   AllowableValues=list(KEY_PAIR_ALGORITHMS), DefaultValue=RSA),
-        _parameter("KeyBitLength", "Number",
-                   AllowableNumbers=[str(b) for b in KEY_BIT_LENGTHS]),
+        _parameter(
+            "KeyPairAlgorithm",
+            "String",
+            AllowableValues=list(KEY_PAIR_ALGORITHMS),
+            DefaultValue=RSA,
+        ),
+        _parameter(
+            "KeyBitLength", "Number", AllowableNumbers=[str(b) for b in KEY_BIT_LENGTHS]
+        ),
         _parameter("KeyCurveId", "String", AllowableValues=list(CURVES)),
         _parameter("KeyUsage", "StringArray", AllowableValues=list(KEY_USAGES)),
     ]
@@ -280,11 +308,19 @@ async def get_replace_info(call: Call) -> Body:
         "Name": "ReplaceCertificate Action Info",
         "Parameters": [
             _parameter("CertificateString", "String", True),
-            _parameter("CertificateType", "String", True,
-                       AllowableValues=list(CERTIFICATE_TYPES)),
-            _parameter("CertificateUri", "Object", True,
-                       ObjectDataType="#Certificate.Certificate",
-                       AllowableValues=uris),
+            _parameter(
+                "CertificateType",
+                "String",
+                True,
+                AllowableValues=list(CERTIFICATE_TYPES),
+            ),
+            _parameter(
+                "CertificateUri",
+                "Object",
+                True,
+                ObjectDataType="#Certificate.Certificate",
+                AllowableValues=uris,
+            ),
         ],
     }
 
@@ -301,22 +337,39 @@ def _link_parameter(body: Body, name: str, action: str) -> str:
     value = body[name]
     uri = value.get("@odata.id")
     if not isinstance(uri, str) or not uri.startswith("/redfish/v1/"):
-        raise RedfishError.of(HTTPStatus.BAD_REQUEST,
-                              Base.ActionParameterValueFormatError,
-                              _shown(value), name, action, related=f"#/{name}")
+        raise RedfishError.of(
+            HTTPStatus.BAD_REQUEST,
+            Base.ActionParameterValueFormatError,
+            _shown(value),
+            name,
+            action,
+            related=f"#/{name}",
+        )
     return uri.rstrip("/")
 
 
 def _not_in_list(value: Any, name: str, action: str) -> RedfishError:
-    return RedfishError.of(HTTPStatus.BAD_REQUEST, Base.ActionParameterValueNotInList,
-                           _shown(value), name, action, related=f"#/{name}")
+    return RedfishError.of(
+        HTTPStatus.BAD_REQUEST,
+        Base.ActionParameterValueNotInList,
+        _shown(value),
+        name,
+        action,
+        related=f"#/{name}",
+    )
 
 
 def _string_items(body: Body, name: str, action: str) -> tuple[str, ...]:
     items = body.get(name) or []
-    problems = [Message(Base.ActionParameterValueTypeError,
-                        (_shown(item), name, action), (f"#/{name}/{index}",))
-                for index, item in enumerate(items) if not isinstance(item, str)]
+    problems = [
+        Message(
+            Base.ActionParameterValueTypeError,
+            (_shown(item), name, action),
+            (f"#/{name}/{index}",),
+        )
+        for index, item in enumerate(items)
+        if not isinstance(item, str)
+    ]
     if problems:
         raise RedfishError(HTTPStatus.BAD_REQUEST, problems)
     return tuple(items)
@@ -342,23 +395,36 @@ def _csr_error(err: CSRParameterError) -> RedfishError:
     if err.parameter == "KeyUsage" and not err.conflict:
         return _not_in_list(err.value, err.parameter, "GenerateCSR")
     if err.conflict:
-        return RedfishError.of(HTTPStatus.BAD_REQUEST,
-                               Base.ActionParameterValueConflict, err.parameter,
-                               _shown(err.value), related=related)
-    return RedfishError.of(HTTPStatus.BAD_REQUEST,
-                           Base.ActionParameterValueFormatError,
-                           _shown(err.value), err.parameter, "GenerateCSR",
-                           related=related)
+        return RedfishError.of(
+            HTTPStatus.BAD_REQUEST,
+            Base.ActionParameterValueConflict,
+            err.parameter,
+            _shown(err.value),
+            related=related,
+        )
+    return RedfishError.of(
+        HTTPStatus.BAD_REQUEST,
+        Base.ActionParameterValueFormatError,
+        _shown(err.value),
+        err.parameter,
+        "GenerateCSR",
+        related=related,
+    )
 
 
 async def post_generate_csr(call: Call) -> Body:
     """Make a key pair and return its CSR; the key stays on the BMC."""
     body = call.body()
-    check_action("CertificateService", _GENERATE_CSR, body, allowed_values={
-        "KeyPairAlgorithm": KEY_PAIR_ALGORITHMS,
-        "KeyBitLength": KEY_BIT_LENGTHS,
-        "KeyCurveId": tuple(CURVES),
-    })
+    check_action(
+        "CertificateService",
+        _GENERATE_CSR,
+        body,
+        allowed_values={
+            "KeyPairAlgorithm": KEY_PAIR_ALGORITHMS,
+            "KeyBitLength": KEY_BIT_LENGTHS,
+            "KeyCurveId": tuple(CURVES),
+        },
+    )
     collection_uri = _link_parameter(body, "CertificateCollection", "GenerateCSR")
     if collection_uri not in CSR_COLLECTIONS:
         raise _not_in_list(collection_uri, "CertificateCollection", "GenerateCSR")
@@ -370,52 +436,89 @@ async def post_generate_csr(call: Call) -> Body:
     return {"CSRString": csr, "CertificateCollection": link(collection_uri)}
 
 
-def rejection(err: CertificateRejected, *, action: str | None = None
-              ) -> RedfishError:
+def rejection(err: CertificateRejected, *, action: str | None = None) -> RedfishError:
     """The Redfish error for a refused certificate (action or POST body)."""
     name = "CertificateString"
     related = f"#/{name}"
     where = f"{action} refused" if action else "Certificate not installed"
     _LOGGER.warning("%s: %s", where, err.detail)
     if err.problem is Problem.DUPLICATE:
-        return RedfishError.of(HTTPStatus.CONFLICT, Base.ResourceAlreadyExists,
-                               "Certificate", "Fingerprint", err.detail,
-                               related=related)
+        return RedfishError.of(
+            HTTPStatus.CONFLICT,
+            Base.ResourceAlreadyExists,
+            "Certificate",
+            "Fingerprint",
+            err.detail,
+            related=related,
+        )
     if err.problem is Problem.LIMIT:
-        return RedfishError.of(HTTPStatus.BAD_REQUEST,
-                               Base.CreateLimitReachedForResource)
+        return RedfishError.of(
+            HTTPStatus.BAD_REQUEST, Base.CreateLimitReachedForResource
+        )
     if err.problem is Problem.LAST:
         return RedfishError.of(HTTPStatus.CONFLICT, Base.ResourceCannotBeDeleted)
     in_range = err.problem in (Problem.EXPIRED, Problem.NOT_YET_VALID)
     if action is not None:
         if err.problem is Problem.FORMAT:
-            return RedfishError.of(HTTPStatus.BAD_REQUEST,
-                                   Base.ActionParameterValueFormatError,
-                                   err.detail, name, action, related=related)
+            return RedfishError.of(
+                HTTPStatus.BAD_REQUEST,
+                Base.ActionParameterValueFormatError,
+                err.detail,
+                name,
+                action,
+                related=related,
+            )
         if in_range:
-            return RedfishError.of(HTTPStatus.BAD_REQUEST,
-                                   Base.ActionParameterValueOutOfRange,
-                                   err.detail, name, action, related=related)
-        return RedfishError.of(HTTPStatus.BAD_REQUEST,
-                               Base.ActionParameterValueConflict, name,
-                               err.detail, related=related)
+            return RedfishError.of(
+                HTTPStatus.BAD_REQUEST,
+                Base.ActionParameterValueOutOfRange,
+                err.detail,
+                name,
+                action,
+                related=related,
+            )
+        return RedfishError.of(
+            HTTPStatus.BAD_REQUEST,
+            Base.ActionParameterValueConflict,
+            name,
+            err.detail,
+            related=related,
+        )
     if err.problem is Problem.FORMAT:
-        return RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PropertyValueFormatError,
-                               err.detail, name, related=related)
+        return RedfishError.of(
+            HTTPStatus.BAD_REQUEST,
+            Base.PropertyValueFormatError,
+            err.detail,
+            name,
+            related=related,
+        )
     if in_range:
-        return RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PropertyValueOutOfRange,
-                               err.detail, name, related=related)
-    return RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PropertyValueIncorrect,
-                           name, err.detail, related=related)
+        return RedfishError.of(
+            HTTPStatus.BAD_REQUEST,
+            Base.PropertyValueOutOfRange,
+            err.detail,
+            name,
+            related=related,
+        )
+    return RedfishError.of(
+        HTTPStatus.BAD_REQUEST,
+        Base.PropertyValueIncorrect,
+        name,
+        err.detail,
+        related=related,
+    )
 
 
 async def post_replace_certificate(call: Call) -> Reply:
     """Put a new certificate in place of an installed one (same URI)."""
     body = call.body()
-    check_action("CertificateService", _REPLACE, body,
-                 supported=("CertificateString", "CertificateType",
-                            "CertificateUri"),
-                 allowed_values={"CertificateType": CERTIFICATE_TYPES})
+    check_action(
+        "CertificateService",
+        _REPLACE,
+        body,
+        supported=("CertificateString", "CertificateType", "CertificateUri"),
+        allowed_values={"CertificateType": CERTIFICATE_TYPES},
+    )
     uri = _link_parameter(body, "CertificateUri", "ReplaceCertificate")
     manager = manager_of(call)
     found = locate(uri)
@@ -427,7 +530,11 @@ async def post_replace_certificate(call: Call) -> Reply:
         raise rejection(err, action="ReplaceCertificate") from None
     except KeyError:  # deleted meanwhile
         raise _not_in_list(uri, "CertificateUri", "ReplaceCertificate") from None
-    _LOGGER.info("Certificate %s replaced by %s", uri,
-                 call.principal.username if call.principal else "unknown")
-    return Reply(certificate_body(stored), HTTPStatus.OK,
-                 {"Location": certificate_uri(stored)})
+    _LOGGER.info(
+        "Certificate %s replaced by %s",
+        uri,
+        call.principal.username if call.principal else "unknown",
+    )
+    return Reply(
+        certificate_body(stored), HTTPStatus.OK, {"Location": certificate_uri(stored)}
+    )

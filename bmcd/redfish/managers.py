@@ -38,12 +38,22 @@ _OFFSET = re.compile(r"^[+-]([01]\d|2[0-3]):[0-5]\d$")
 def register(routes: RouteTable) -> None:
     """Declare the manager collection, Managers/1 and its Reset action."""
     routes.add(MANAGERS_URI, "ManagerCollection", get=get_managers)
-    routes.add("/redfish/v1/Managers/{manager_id}", "Manager", get=get_manager,
-               patch=patch_manager)
-    routes.add("/redfish/v1/Managers/{manager_id}/Actions/Manager.Reset",
-               "Manager", post=post_reset)
-    routes.add("/redfish/v1/Managers/{manager_id}/ResetActionInfo", "ActionInfo",
-               get=get_reset_action_info)
+    routes.add(
+        "/redfish/v1/Managers/{manager_id}",
+        "Manager",
+        get=get_manager,
+        patch=patch_manager,
+    )
+    routes.add(
+        "/redfish/v1/Managers/{manager_id}/Actions/Manager.Reset",
+        "Manager",
+        post=post_reset,
+    )
+    routes.add(
+        "/redfish/v1/Managers/{manager_id}/ResetActionInfo",
+        "ActionInfo",
+        get=get_reset_action_info,
+    )
     routes.attach("ServiceRoot", "Managers", link(MANAGERS_URI))
 
 
@@ -54,15 +64,15 @@ def _check_manager(call: Call) -> None:
 
 async def get_managers(call: Call) -> Body:
     """The one manager: this BMC."""
-    return collection(MANAGERS_URI, "ManagerCollection", "Manager Collection",
-                      [MANAGER_URI])
+    return collection(
+        MANAGERS_URI, "ManagerCollection", "Manager Collection", [MANAGER_URI]
+    )
 
 
 def _now(offset: str) -> str:
     sign = -1 if offset.startswith("-") else 1
     hours, minutes = (int(part) for part in offset[1:].split(":"))
-    zone = datetime.timezone(sign * datetime.timedelta(hours=hours,
-                                                        minutes=minutes))
+    zone = datetime.timezone(sign * datetime.timedelta(hours=hours, minutes=minutes))
     return datetime.datetime.now(zone).isoformat(timespec="seconds")
 
 
@@ -91,10 +101,12 @@ async def get_manager(call: Call) -> Body:
         "Status": {"State": "Enabled", "Health": "OK"},
         # No chassis or system is modelled yet; hardware backends add them.
         "Links": {"ManagerForChassis": [], "ManagerForServers": []},
-        "Actions": {"#Manager.Reset": {
-            "target": f"{MANAGER_URI}/Actions/Manager.Reset",
-            "@Redfish.ActionInfo": f"{MANAGER_URI}/ResetActionInfo",
-        }},
+        "Actions": {
+            "#Manager.Reset": {
+                "target": f"{MANAGER_URI}/Actions/Manager.Reset",
+                "@Redfish.ActionInfo": f"{MANAGER_URI}/ResetActionInfo",
+            }
+        },
     }
     body.update(routes.attached("Manager"))
     return body
@@ -104,18 +116,25 @@ async def patch_manager(call: Call) -> Body:
     """Change ServiceIdentification and DateTimeLocalOffset."""
     _check_manager(call)
     body = call.body()
-    check_properties("Manager", body, ("ServiceIdentification",
-                                       "DateTimeLocalOffset"))
+    check_properties("Manager", body, ("ServiceIdentification", "DateTimeLocalOffset"))
     offset = body.get("DateTimeLocalOffset")
     if offset is not None and not _OFFSET.match(offset):
-        raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PropertyValueFormatError,
-                              offset, "DateTimeLocalOffset",
-                              related="#/DateTimeLocalOffset")
+        raise RedfishError.of(
+            HTTPStatus.BAD_REQUEST,
+            Base.PropertyValueFormatError,
+            offset,
+            "DateTimeLocalOffset",
+            related="#/DateTimeLocalOffset",
+        )
     identification = body.get("ServiceIdentification")
     if identification is not None and len(identification) > 99:
-        raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.StringValueTooLong,
-                              identification, 99,
-                              related="#/ServiceIdentification")
+        raise RedfishError.of(
+            HTTPStatus.BAD_REQUEST,
+            Base.StringValueTooLong,
+            identification,
+            99,
+            related="#/ServiceIdentification",
+        )
     changes = {}
     if identification is not None:
         changes["manager.service_identification"] = identification
@@ -130,8 +149,13 @@ async def post_reset(call: Call) -> Reply:
     """Restart bmcd: the reply goes out first, then bmcd re-executes itself."""
     _check_manager(call)
     body = call.body() if call.has_body() else {}
-    check_action("Manager", "#Manager.Reset", body, supported=("ResetType",),
-                 allowed_values={"ResetType": RESET_TYPES})
+    check_action(
+        "Manager",
+        "#Manager.Reset",
+        body,
+        supported=("ResetType",),
+        allowed_values={"ResetType": RESET_TYPES},
+    )
     reset_type = body.get("ResetType", "GracefulRestart")
     lifecycle = keys.LIFECYCLE.get(call.app)
     principal = call.principal.username if call.principal else "unknown"
@@ -151,10 +175,12 @@ async def get_reset_action_info(call: Call) -> Body:
         "@odata.type": odata_type("ActionInfo"),
         "Id": "ResetActionInfo",
         "Name": "Reset Action Info",
-        "Parameters": [{
-            "Name": "ResetType",
-            "Required": False,
-            "DataType": "String",
-            "AllowableValues": list(RESET_TYPES),
-        }],
+        "Parameters": [
+            {
+                "Name": "ResetType",
+                "Required": False,
+                "DataType": "String",
+                "AllowableValues": list(RESET_TYPES),
+            }
+        ],
     }

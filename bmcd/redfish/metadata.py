@@ -14,14 +14,20 @@ from bmcd.http.routing import Call, RouteTable
 SCHEMA_BASE = "http://redfish.dmtf.org/schemas/v1"
 # Schemas every service references besides the resource types it serves:
 # the Redfish annotations, common Resource types and error messages.
-_ALWAYS = {"RedfishExtensions": "v1_0_0", "Resource": "", "Message": "v1_3_0",
-           "ActionInfo": "", "MessageRegistry": ""}
+_ALWAYS = {
+    "RedfishExtensions": "v1_0_0",
+    "Resource": "",
+    "Message": "v1_3_0",
+    "ActionInfo": "",
+    "MessageRegistry": "",
+}
 
 
 def register(routes: RouteTable) -> None:
     """Declare /redfish/v1/$metadata."""
-    routes.add("/redfish/v1/$metadata", "ServiceRoot", get=get_metadata,
-               public=("GET",))
+    routes.add(
+        "/redfish/v1/$metadata", "ServiceRoot", get=get_metadata, public=("GET",)
+    )
 
 
 def build_metadata(routes: RouteTable) -> str:
@@ -31,9 +37,11 @@ def build_metadata(routes: RouteTable) -> str:
     for name in sorted(types | set(_ALWAYS)):
         version = TYPE_VERSIONS.get(name, _ALWAYS.get(name, ""))
         versions[name] = version
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             '<edmx:Edmx xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx" '
-             'Version="4.0">']
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<edmx:Edmx xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx" '
+        'Version="4.0">',
+    ]
     for name, version in versions.items():
         uri = quoteattr(f"{SCHEMA_BASE}/{name}_v1.xml")
         lines.append(f"  <edmx:Reference Uri={uri}>")
@@ -60,5 +68,8 @@ def build_metadata(routes: RouteTable) -> str:
 async def get_metadata(call: Call) -> web.Response:
     """Serve $metadata as XML (it is not a JSON resource)."""
     document = build_metadata(keys.ROUTES.get(call.app))
-    return web.Response(text=document, content_type="application/xml",
-                        headers={**ODATA_HEADERS, "Allow": "GET, HEAD"})
+    return web.Response(
+        text=document,
+        content_type="application/xml",
+        headers={**ODATA_HEADERS, "Allow": "GET, HEAD"},
+    )

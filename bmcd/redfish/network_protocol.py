@@ -39,28 +39,51 @@ from bmcd.redfish.certificate_service import (
 MANAGER_ID = "1"
 NETWORK_PROTOCOL_URI = f"/redfish/v1/Managers/{MANAGER_ID}/NetworkProtocol"
 SECURITY_POLICY_URI = f"/redfish/v1/Managers/{MANAGER_ID}/SecurityPolicy"
-_COLLECTION_NAMES = {Slot.HTTPS: "HTTPS Certificates",
-                     Slot.TRUST: "Trusted Certificates"}
+_COLLECTION_NAMES = {
+    Slot.HTTPS: "HTTPS Certificates",
+    Slot.TRUST: "Trusted Certificates",
+}
 
 
 def register(routes: RouteTable) -> None:
     """Declare NetworkProtocol, SecurityPolicy and the certificate collections."""
-    routes.add("/redfish/v1/Managers/{manager_id}/NetworkProtocol",
-               "ManagerNetworkProtocol", get=get_network_protocol)
-    routes.add("/redfish/v1/Managers/{manager_id}/NetworkProtocol/HTTPS/"
-               "Certificates", "CertificateCollection",
-               get=get_https_certificates, post=post_https_certificate)
-    routes.add("/redfish/v1/Managers/{manager_id}/NetworkProtocol/HTTPS/"
-               "Certificates/{cert_id}", "Certificate",
-               get=get_https_certificate, delete=delete_https_certificate)
-    routes.add("/redfish/v1/Managers/{manager_id}/SecurityPolicy",
-               "SecurityPolicy", get=get_security_policy)
-    routes.add("/redfish/v1/Managers/{manager_id}/SecurityPolicy/TLS/Client/"
-               "TrustedCertificates", "CertificateCollection",
-               get=get_trusted_certificates, post=post_trusted_certificate)
-    routes.add("/redfish/v1/Managers/{manager_id}/SecurityPolicy/TLS/Client/"
-               "TrustedCertificates/{cert_id}", "Certificate",
-               get=get_trusted_certificate, delete=delete_trusted_certificate)
+    routes.add(
+        "/redfish/v1/Managers/{manager_id}/NetworkProtocol",
+        "ManagerNetworkProtocol",
+        get=get_network_protocol,
+    )
+    routes.add(
+        "/redfish/v1/Managers/{manager_id}/NetworkProtocol/HTTPS/Certificates",
+        "CertificateCollection",
+        get=get_https_certificates,
+        post=post_https_certificate,
+    )
+    routes.add(
+        "/redfish/v1/Managers/{manager_id}/NetworkProtocol/HTTPS/"
+        "Certificates/{cert_id}",
+        "Certificate",
+        get=get_https_certificate,
+        delete=delete_https_certificate,
+    )
+    routes.add(
+        "/redfish/v1/Managers/{manager_id}/SecurityPolicy",
+        "SecurityPolicy",
+        get=get_security_policy,
+    )
+    routes.add(
+        "/redfish/v1/Managers/{manager_id}/SecurityPolicy/TLS/Client/"
+        "TrustedCertificates",
+        "CertificateCollection",
+        get=get_trusted_certificates,
+        post=post_trusted_certificate,
+    )
+    routes.add(
+        "/redfish/v1/Managers/{manager_id}/SecurityPolicy/TLS/Client/"
+        "TrustedCertificates/{cert_id}",
+        "Certificate",
+        get=get_trusted_certificate,
+        delete=delete_trusted_certificate,
+    )
     routes.attach("Manager", "NetworkProtocol", link(NETWORK_PROTOCOL_URI))
     routes.attach("Manager", "SecurityPolicy", link(SECURITY_POLICY_URI))
 
@@ -89,8 +112,11 @@ async def get_network_protocol(call: Call) -> Body:
         "HostName": host_name.split(".", 1)[0],
         "FQDN": fqdn,
         "HTTP": {"Port": http_port, "ProtocolEnabled": bool(config.http_listen)},
-        "HTTPS": {"Port": https_port, "ProtocolEnabled": bool(config.listen),
-                  "Certificates": link(HTTPS_CERTIFICATES_URI)},
+        "HTTPS": {
+            "Port": https_port,
+            "ProtocolEnabled": bool(config.listen),
+            "Certificates": link(HTTPS_CERTIFICATES_URI),
+        },
         "Status": {"State": "Enabled", "Health": "OK"},
     }
 
@@ -106,8 +132,10 @@ async def get_security_policy(call: Call) -> Body:
         "Description": "TLS policy of this BMC",
         "Status": {"State": "Enabled", "Health": "OK"},
         "TLS": {
-            "Client": {"VerifyCertificate": True,
-                       "TrustedCertificates": link(TRUSTED_CERTIFICATES_URI)},
+            "Client": {
+                "VerifyCertificate": True,
+                "TrustedCertificates": link(TRUSTED_CERTIFICATES_URI),
+            },
             # Clients authenticate over HTTP; no client certificates.
             "Server": {"VerifyCertificate": False},
         },
@@ -117,9 +145,12 @@ async def get_security_policy(call: Call) -> Body:
 async def _collection(call: Call, slot: Slot) -> Body:
     _check_manager(call)
     installed = await manager_of(call).installed(slot)
-    return collection(COLLECTIONS[slot], "CertificateCollection",
-                      _COLLECTION_NAMES[slot],
-                      [certificate_uri(s) for s in installed])
+    return collection(
+        COLLECTIONS[slot],
+        "CertificateCollection",
+        _COLLECTION_NAMES[slot],
+        [certificate_uri(s) for s in installed],
+    )
 
 
 async def _certificate(call: Call, slot: Slot) -> Body:
@@ -137,12 +168,21 @@ async def _install(call: Call, slot: Slot) -> Reply:
     check_properties("Certificate", body, fields, required=fields)
     for name in fields:
         if not isinstance(body[name], str):
-            raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PropertyValueTypeError,
-                                  "null", name, related=f"#/{name}")
+            raise RedfishError.of(
+                HTTPStatus.BAD_REQUEST,
+                Base.PropertyValueTypeError,
+                "null",
+                name,
+                related=f"#/{name}",
+            )
     if body["CertificateType"] not in CERTIFICATE_TYPES:
-        raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.PropertyValueNotInList,
-                              body["CertificateType"], "CertificateType",
-                              related="#/CertificateType")
+        raise RedfishError.of(
+            HTTPStatus.BAD_REQUEST,
+            Base.PropertyValueNotInList,
+            body["CertificateType"],
+            "CertificateType",
+            related="#/CertificateType",
+        )
     try:
         stored = await manager_of(call).install(slot, body["CertificateString"])
     except CertificateRejected as err:

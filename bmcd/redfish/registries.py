@@ -17,12 +17,17 @@ EMITTED = ("Base",)
 
 def register(routes: RouteTable) -> None:
     """Declare the registry collection, its files and the registries."""
-    routes.add(REGISTRIES_URI, "MessageRegistryFileCollection",
-               get=get_registry_files)
-    routes.add("/redfish/v1/Registries/{registry_id}", "MessageRegistryFile",
-               get=get_registry_file)
-    routes.add("/redfish/v1/Registries/{registry_id}/{file_id}",
-               "MessageRegistry", get=get_registry)
+    routes.add(REGISTRIES_URI, "MessageRegistryFileCollection", get=get_registry_files)
+    routes.add(
+        "/redfish/v1/Registries/{registry_id}",
+        "MessageRegistryFile",
+        get=get_registry_file,
+    )
+    routes.add(
+        "/redfish/v1/Registries/{registry_id}/{file_id}",
+        "MessageRegistry",
+        get=get_registry,
+    )
     routes.attach("ServiceRoot", "Registries", link(REGISTRIES_URI))
 
 
@@ -35,9 +40,12 @@ def _registry_name(call: Call) -> str:
 
 async def get_registry_files(call: Call) -> Body:
     """Every registry bmcd uses in its messages."""
-    return collection(REGISTRIES_URI, "MessageRegistryFileCollection",
-                      "Registry File Collection",
-                      [f"{REGISTRIES_URI}/{name}" for name in EMITTED])
+    return collection(
+        REGISTRIES_URI,
+        "MessageRegistryFileCollection",
+        "Registry File Collection",
+        [f"{REGISTRIES_URI}/{name}" for name in EMITTED],
+    )
 
 
 async def get_registry_file(call: Call) -> Body:
@@ -52,12 +60,16 @@ async def get_registry_file(call: Call) -> Body:
         "Description": f"{registry.name} File locations",
         "Languages": [registry.language],
         "Registry": f"{name}.{registry.version}",
-        "Location": [{
-            "Language": registry.language,
-            "Uri": f"{REGISTRIES_URI}/{name}/{name}",
-            "PublicationUri": (f"https://redfish.dmtf.org/registries/"
-                               f"{name}.{registry.version}.json"),
-        }],
+        "Location": [
+            {
+                "Language": registry.language,
+                "Uri": f"{REGISTRIES_URI}/{name}/{name}",
+                "PublicationUri": (
+                    f"https://redfish.dmtf.org/registries/"
+                    f"{name}.{registry.version}.json"
+                ),
+            }
+        ],
     }
 
 

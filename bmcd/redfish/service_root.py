@@ -15,10 +15,10 @@ SERVICE_ROOT = "/redfish/v1"
 def register(routes: RouteTable) -> None:
     """Declare /redfish, /redfish/v1 and /redfish/v1/odata."""
     routes.add("/redfish", "ServiceRoot", get=get_versions, public=("GET",))
-    routes.add("/redfish/v1", "ServiceRoot", get=get_service_root,
-               public=("GET",))
-    routes.add("/redfish/v1/odata", "ServiceRoot", get=get_odata_document,
-               public=("GET",))
+    routes.add("/redfish/v1", "ServiceRoot", get=get_service_root, public=("GET",))
+    routes.add(
+        "/redfish/v1/odata", "ServiceRoot", get=get_odata_document, public=("GET",)
+    )
 
 
 async def get_versions(call: Call) -> Body:
@@ -57,6 +57,7 @@ async def get_odata_document(call: Call) -> Body:
     services = [{"name": "Service", "kind": "Singleton", "url": "/redfish/v1/"}]
     for name, value in sorted(routes.attached("ServiceRoot").items()):
         if isinstance(value, dict) and "@odata.id" in value:
-            services.append({"name": name, "kind": "Singleton",
-                             "url": value["@odata.id"]})
+            services.append(
+                {"name": name, "kind": "Singleton", "url": value["@odata.id"]}
+            )
     return {"@odata.context": "/redfish/v1/$metadata", "value": services}

@@ -28,13 +28,27 @@ SESSIONS_URI = "/redfish/v1/SessionService/Sessions"
 
 def register(routes: RouteTable) -> None:
     """Declare the SessionService resources."""
-    routes.add(SERVICE_URI, "SessionService", get=get_session_service,
-               patch=patch_session_service)
+    routes.add(
+        SERVICE_URI,
+        "SessionService",
+        get=get_session_service,
+        patch=patch_session_service,
+    )
     # Logging in needs no credentials (DSP0266); POST is public.
-    routes.add(SESSIONS_URI, "SessionCollection", get=get_sessions,
-               post=post_session, public=("POST",))
-    routes.add("/redfish/v1/SessionService/Sessions/{session_id}", "Session",
-               get=get_session, delete=delete_session, owner=session_owner)
+    routes.add(
+        SESSIONS_URI,
+        "SessionCollection",
+        get=get_sessions,
+        post=post_session,
+        public=("POST",),
+    )
+    routes.add(
+        "/redfish/v1/SessionService/Sessions/{session_id}",
+        "Session",
+        get=get_session,
+        delete=delete_session,
+        owner=session_owner,
+    )
     routes.attach("ServiceRoot", "SessionService", link(SERVICE_URI))
 
 
@@ -65,7 +79,8 @@ async def patch_session_service(call: Call) -> Body:
     check_properties("SessionService", body, ("SessionTimeout",))
     if "SessionTimeout" in body:
         await keys.SETTINGS.get(call.app).update(
-            {"session.timeout": body["SessionTimeout"]})
+            {"session.timeout": body["SessionTimeout"]}
+        )
     return await get_session_service(call)
 
 
@@ -100,38 +115,57 @@ async def get_sessions(call: Call) -> Body:
     assert principal is not None
     if privileges.CONFIGURE_MANAGER not in principal.privileges:
         sessions = [s for s in sessions if s.username == principal.username]
-    return collection(SESSIONS_URI, "SessionCollection", "Session Collection",
-                      [f"{SESSIONS_URI}/{s.id}" for s in sessions])
+    return collection(
+        SESSIONS_URI,
+        "SessionCollection",
+        "Session Collection",
+        [f"{SESSIONS_URI}/{s.id}" for s in sessions],
+    )
 
 
 async def post_session(call: Call) -> Reply:
     """Log in: 201 with the token in X-Auth-Token and the session's URI."""
     body = call.body()
-    check_properties("Session", body, ("UserName", "Password", "Context"),
-                     required=("UserName", "Password"))
+    check_properties(
+        "Session",
+        body,
+        ("UserName", "Password", "Context"),
+        required=("UserName", "Password"),
+    )
     for name in ("UserName", "Password"):
         if not isinstance(body[name], str):
-            raise RedfishError.of(HTTPStatus.BAD_REQUEST,
-                                  Base.PropertyValueTypeError, body[name], name,
-                                  related=f"#/{name}")
+            raise RedfishError.of(
+                HTTPStatus.BAD_REQUEST,
+                Base.PropertyValueTypeError,
+                body[name],
+                name,
+                related=f"#/{name}",
+            )
     if not keys.SETTINGS.get(call.app).get("account.service_enabled"):
         # AccountService: while it is disabled, no new sessions (Basic works).
-        raise RedfishError.of(HTTPStatus.SERVICE_UNAVAILABLE, Base.ServiceDisabled,
-                              "/redfish/v1/AccountService")
+        raise RedfishError.of(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            Base.ServiceDisabled,
+            "/redfish/v1/AccountService",
+        )
     authenticator = keys.AUTHENTICATOR.get(call.app)
-    account = await authenticator.login(body["UserName"], body["Password"],
-                                        call.client)
+    account = await authenticator.login(body["UserName"], body["Password"], call.client)
     session, token = await keys.SESSIONS.get(call.app).create(
-        account.username, call.client, body.get("Context"))
+        account.username, call.client, body.get("Context")
+    )
     reply = session_body(session)
     if keys.ACCOUNTS.get(call.app).must_change_password(account):
         # The session exists, but it may only be used to change the password.
-        reply["@Message.ExtendedInfo"] = [message_json(Message(
-            Base.PasswordChangeRequired,
-            (f"/redfish/v1/AccountService/Accounts/{account.id}",)))]
+        reply["@Message.ExtendedInfo"] = [
+            message_json(
+                Message(
+                    Base.PasswordChangeRequired,
+                    (f"/redfish/v1/AccountService/Accounts/{account.id}",),
+                )
+            )
+        ]
     uri = f"{SESSIONS_URI}/{session.id}"
-    return Reply(reply, HTTPStatus.CREATED, {"Location": uri,
-                                             "X-Auth-Token": token})
+    return Reply(reply, HTTPStatus.CREATED, {"Location": uri, "X-Auth-Token": token})
 
 
 async def _session(call: Call) -> Session:

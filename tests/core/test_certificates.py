@@ -69,15 +69,14 @@ def server(tmp_path: Path) -> Server:
     return Server(tmp_path)
 
 
-def make_manager(tmp_path: Path, server: Server, **options: object
-                 ) -> CertificateManager:
-    return CertificateManager(tmp_path / "state", server,
-                              **options)  # type: ignore[arg-type]
+def make_manager(
+    tmp_path: Path, server: Server, **options: object
+) -> CertificateManager:
+    return CertificateManager(tmp_path / "state", server, **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-async def manager(tmp_path: Path, server: Server
-                  ) -> AsyncIterator[CertificateManager]:
+async def manager(tmp_path: Path, server: Server) -> AsyncIterator[CertificateManager]:
     manager = make_manager(tmp_path, server)
     await manager.start()
     yield manager
@@ -86,10 +85,15 @@ async def manager(tmp_path: Path, server: Server
 
 def request(**overrides: object) -> CSRRequest:
     fields: dict[str, object] = {
-        "subject": {"CommonName": "bmc.example.test", "Organization": "Acme",
-                    "OrganizationalUnit": "Lab", "City": "Springfield",
-                    "State": "Oregon", "Country": "us",
-                    "Email": "ops@example.test"},
+        "subject": {
+            "CommonName": "bmc.example.test",
+            "Organization": "Acme",
+            "OrganizationalUnit": "Lab",
+            "City": "Springfield",
+            "State": "Oregon",
+            "Country": "us",
+            "Email": "ops@example.test",
+        },
         "alternative_names": ("bmc2.example.test", "192.0.2.10", "2001:db8::10"),
     }
     fields.update(overrides)
@@ -106,10 +110,15 @@ async def served_fingerprint(manager: CertificateManager) -> str:
 
 @pytest.mark.parametrize(("algorithm", "bits", "curve"), KEY_TYPES)
 async def test_csr_for_each_key_type_signed_and_installed(
-        manager: CertificateManager, server: Server, algorithm: str,
-        bits: int | None, curve: str | None) -> None:
-    csr_pem = await manager.generate_csr(request(
-        key_pair_algorithm=algorithm, key_bit_length=bits, key_curve_id=curve))
+    manager: CertificateManager,
+    server: Server,
+    algorithm: str,
+    bits: int | None,
+    curve: str | None,
+) -> None:
+    csr_pem = await manager.generate_csr(
+        request(key_pair_algorithm=algorithm, key_bit_length=bits, key_curve_id=curve)
+    )
     csr = x509.load_pem_x509_csr(csr_pem.encode())
     assert csr.is_signature_valid
     key = csr.public_key()
@@ -117,8 +126,12 @@ async def test_csr_for_each_key_type_signed_and_installed(
         assert isinstance(key, rsa.RSAPublicKey) and key.key_size == bits
     else:
         assert isinstance(key, ec.EllipticCurvePublicKey)
-        assert key.curve.name == {"TPM_ECC_NIST_P256": "secp256r1",
-                                  "TPM_ECC_NIST_P384": "secp384r1"}[curve or ""]
+        assert (
+            key.curve.name
+            == {"TPM_ECC_NIST_P256": "secp256r1", "TPM_ECC_NIST_P384": "secp384r1"}[
+                curve or ""
+            ]
+        )
     (pending,) = list(manager.pending.directory.iterdir())
     assert stat.S_IMODE(pending.stat().st_mode) == 0o600
 
@@ -135,14 +148,28 @@ async def test_csr_for_each_key_type_signed_and_installed(
 
 
 async def test_csr_contents(manager: CertificateManager) -> None:
-    csr_pem = await manager.generate_csr(request(
-        subject={"CommonName": "bmc.example.test", "Country": "DE",
-                 "GivenName": "Ada", "Surname": "Lovelace", "Initials": "AL",
-                 "ContactPerson": "Ada Lovelace", "Email": "ada@example.test"},
-        key_pair_algorithm="TPM_ALG_ECDSA",
-        key_usage=("DigitalSignature", "KeyAgreement", "ServerAuthentication",
-                   "ClientAuthentication"),
-        challenge_password="revoke-me-1", unstructured_name="bmc one"))
+    csr_pem = await manager.generate_csr(
+        request(
+            subject={
+                "CommonName": "bmc.example.test",
+                "Country": "DE",
+                "GivenName": "Ada",
+                "Surname": "Lovelace",
+                "Initials": "AL",
+                "ContactPerson": "Ada Lovelace",
+                "Email": "ada@example.test",
+            },
+            key_pair_algorithm="TPM_ALG_ECDSA",
+            key_usage=(
+                "DigitalSignature",
+                "KeyAgreement",
+                "ServerAuthentication",
+                "ClientAuthentication",
+            ),
+            challenge_password="revoke-me-1",
+            unstructured_name="bmc one",
+        )
+    )
     csr = x509.load_pem_x509_csr(csr_pem.encode())
 
     subject = {a.oid: a.value for a in csr.subject}
@@ -153,23 +180,31 @@ async def test_csr_contents(manager: CertificateManager) -> None:
     assert subject[NameOID.EMAIL_ADDRESS] == "ada@example.test"
     san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == [
-        "bmc.example.test", "bmc2.example.test"]
+        "bmc.example.test",
+        "bmc2.example.test",
+    ]
     assert san.get_values_for_type(x509.IPAddress) == [
-        ipaddress.ip_address("192.0.2.10"), ipaddress.ip_address("2001:db8::10")]
+        ipaddress.ip_address("192.0.2.10"),
+        ipaddress.ip_address("2001:db8::10"),
+    ]
     usage = csr.extensions.get_extension_for_class(x509.KeyUsage)
     assert usage.critical and usage.value.digital_signature
     assert usage.value.key_agreement and not usage.value.key_encipherment
     extended = csr.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert list(extended) == [ExtendedKeyUsageOID.SERVER_AUTH,
-                              ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert list(extended) == [
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        ExtendedKeyUsageOID.CLIENT_AUTH,
+    ]
     attributes = csr.attributes
     assert attributes.get_attribute_for_oid(CHALLENGE_PASSWORD).value == (
-        b"revoke-me-1")
+        b"revoke-me-1"
+    )
     assert attributes.get_attribute_for_oid(UNSTRUCTURED_NAME).value == b"bmc one"
 
 
 async def test_default_key_is_rsa_2048_for_a_tls_server(
-        manager: CertificateManager) -> None:
+    manager: CertificateManager,
+) -> None:
     csr_pem = await manager.generate_csr(request())
     csr = x509.load_pem_x509_csr(csr_pem.encode())
     key = csr.public_key()
@@ -180,27 +215,45 @@ async def test_default_key_is_rsa_2048_for_a_tls_server(
     assert list(extended) == [ExtendedKeyUsageOID.SERVER_AUTH]
 
 
-@pytest.mark.parametrize(("overrides", "parameter", "conflict"), [
-    ({"key_pair_algorithm": "TPM_ALG_RSA", "key_curve_id": "TPM_ECC_NIST_P256"},
-     "KeyCurveId", True),
-    ({"key_pair_algorithm": "TPM_ALG_RSA", "key_bit_length": 256},
-     "KeyBitLength", True),
-    ({"key_pair_algorithm": "TPM_ALG_ECDSA", "key_bit_length": 2048},
-     "KeyBitLength", True),
-    ({"key_curve_id": "TPM_ECC_NIST_P384", "key_bit_length": 256},
-     "KeyBitLength", True),
-    ({"key_pair_algorithm": "TPM_ALG_DSA"}, "KeyPairAlgorithm", False),
-    ({"subject": {"CommonName": "x", "Country": "USA"}}, "Country", False),
-    ({"subject": {"CommonName": ""}}, "CommonName", False),
-    ({"subject": {"CommonName": "x" * 65}}, "CommonName", False),
-    ({"subject": {"CommonName": "x", "Email": "not-an-address"}}, "Email", False),
-    ({"alternative_names": ("not a host name",)}, "AlternativeNames", False),
-    ({"key_usage": ("Shouting",)}, "KeyUsage", False),
-    ({"key_usage": ("EncipherOnly",)}, "KeyUsage", True),
-])
+@pytest.mark.parametrize(
+    ("overrides", "parameter", "conflict"),
+    [
+        (
+            {"key_pair_algorithm": "TPM_ALG_RSA", "key_curve_id": "TPM_ECC_NIST_P256"},
+            "KeyCurveId",
+            True,
+        ),
+        (
+            {"key_pair_algorithm": "TPM_ALG_RSA", "key_bit_length": 256},
+            "KeyBitLength",
+            True,
+        ),
+        (
+            {"key_pair_algorithm": "TPM_ALG_ECDSA", "key_bit_length": 2048},
+            "KeyBitLength",
+            True,
+        ),
+        (
+            {"key_curve_id": "TPM_ECC_NIST_P384", "key_bit_length": 256},
+            "KeyBitLength",
+            True,
+        ),
+        ({"key_pair_algorithm": "TPM_ALG_DSA"}, "KeyPairAlgorithm", False),
+        ({"subject": {"CommonName": "x", "Country": "USA"}}, "Country", False),
+        ({"subject": {"CommonName": ""}}, "CommonName", False),
+        ({"subject": {"CommonName": "x" * 65}}, "CommonName", False),
+        ({"subject": {"CommonName": "x", "Email": "not-an-address"}}, "Email", False),
+        ({"alternative_names": ("not a host name",)}, "AlternativeNames", False),
+        ({"key_usage": ("Shouting",)}, "KeyUsage", False),
+        ({"key_usage": ("EncipherOnly",)}, "KeyUsage", True),
+    ],
+)
 async def test_bad_csr_requests_are_refused_without_a_key(
-        manager: CertificateManager, overrides: dict[str, object],
-        parameter: str, conflict: bool) -> None:
+    manager: CertificateManager,
+    overrides: dict[str, object],
+    parameter: str,
+    conflict: bool,
+) -> None:
     bad = request(**overrides)
     with pytest.raises(CSRParameterError) as caught:
         check_request(bad)
@@ -211,8 +264,7 @@ async def test_bad_csr_requests_are_refused_without_a_key(
     assert manager.pending.count() == 0
 
 
-async def test_pending_keys_are_bounded_and_expire(
-        manager: CertificateManager) -> None:
+async def test_pending_keys_are_bounded_and_expire(manager: CertificateManager) -> None:
     fast = request(key_pair_algorithm="TPM_ALG_ECDSA")
     first = await manager.generate_csr(fast)
     for _ in range(MAX_PENDING_CSRS + 1):
@@ -233,7 +285,8 @@ async def test_pending_keys_are_bounded_and_expire(
 
 
 async def test_several_csrs_pending_any_can_be_installed(
-        manager: CertificateManager) -> None:
+    manager: CertificateManager,
+) -> None:
     fast = request(key_pair_algorithm="TPM_ALG_ECDSA")
     csrs = [await manager.generate_csr(fast) for _ in range(3)]
     ca = TestCA()
@@ -248,8 +301,9 @@ async def test_several_csrs_pending_any_can_be_installed(
 # Installing the HTTPS certificate
 
 
-async def test_chain_is_served_leaf_first(manager: CertificateManager,
-                                          server: Server) -> None:
+async def test_chain_is_served_leaf_first(
+    manager: CertificateManager, server: Server
+) -> None:
     root = TestCA("root")
     intermediate = TestCA("intermediate", issuer=root)
     csr = await manager.generate_csr(request(key_pair_algorithm="TPM_ALG_ECDSA"))
@@ -261,8 +315,9 @@ async def test_chain_is_served_leaf_first(manager: CertificateManager,
     assert intermediate.pem in served
 
 
-async def test_renewal_with_the_current_key(manager: CertificateManager,
-                                            server: Server) -> None:
+async def test_renewal_with_the_current_key(
+    manager: CertificateManager, server: Server
+) -> None:
     current = x509.load_pem_x509_certificate(server.cert_file.read_bytes())
     renewed = TestCA().issue(current.public_key(), current.subject)
     await manager.install(Slot.HTTPS, pem(renewed))
@@ -282,24 +337,32 @@ def _with_key(ca: TestCA) -> str:
     return pem(certificate) + key_pem(key)
 
 
-@pytest.mark.parametrize(("make", "problem"), [
-    (lambda ca, csr, other: "garbage", Problem.FORMAT),
-    (lambda ca, csr, other: "-----BEGIN CERTIFICATE-----\nAAAA\n"
-     "-----END CERTIFICATE-----\n", Problem.FORMAT),
-    (lambda ca, csr, other: csr, Problem.FORMAT),  # a CSR is not a certificate
-    (lambda ca, csr, other: pem(ca.sign_csr(other)), Problem.NO_MATCHING_KEY),
-    (lambda ca, csr, other: pem(_expired(ca, csr)), Problem.EXPIRED),
-    (lambda ca, csr, other: pem(_future(ca, csr)), Problem.NOT_YET_VALID),
-    (lambda ca, csr, other: _with_key(ca), Problem.KEY_NOT_ALLOWED),
-])
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda ca, csr, other: "garbage", Problem.FORMAT),
+        (
+            lambda ca, csr, other: (
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+            ),
+            Problem.FORMAT,
+        ),
+        (lambda ca, csr, other: csr, Problem.FORMAT),  # a CSR is not a certificate
+        (lambda ca, csr, other: pem(ca.sign_csr(other)), Problem.NO_MATCHING_KEY),
+        (lambda ca, csr, other: pem(_expired(ca, csr)), Problem.EXPIRED),
+        (lambda ca, csr, other: pem(_future(ca, csr)), Problem.NOT_YET_VALID),
+        (lambda ca, csr, other: _with_key(ca), Problem.KEY_NOT_ALLOWED),
+    ],
+)
 async def test_bad_certificates_change_nothing(
-        manager: CertificateManager, server: Server, make: object,
-        problem: Problem) -> None:
+    manager: CertificateManager, server: Server, make: object, problem: Problem
+) -> None:
     fast = request(key_pair_algorithm="TPM_ALG_ECDSA")
     csr = await manager.generate_csr(fast)
     # A CSR made elsewhere: its key is not on this BMC.
-    other = await make_manager(server.cert_file.parent.parent / "elsewhere",
-                               server).generate_csr(fast)
+    other = await make_manager(
+        server.cert_file.parent.parent / "elsewhere", server
+    ).generate_csr(fast)
     before = server.files()
     text = make(TestCA(), csr, other)  # type: ignore[operator]
 
@@ -312,8 +375,7 @@ async def test_bad_certificates_change_nothing(
     assert manager.pending.count() == 1
 
 
-async def test_own_key_accepted_when_configured(tmp_path: Path,
-                                                server: Server) -> None:
+async def test_own_key_accepted_when_configured(tmp_path: Path, server: Server) -> None:
     manager = make_manager(tmp_path, server, allow_key_upload=True)
     await manager.start()
     certificate, key = TestCA().server_certificate()
@@ -327,7 +389,8 @@ async def test_own_key_accepted_when_configured(tmp_path: Path,
 
 
 async def test_failed_reload_restores_the_old_pair(
-        manager: CertificateManager, server: Server) -> None:
+    manager: CertificateManager, server: Server
+) -> None:
     before = server.files()
     csr = await manager.generate_csr(request(key_pair_algorithm="TPM_ALG_ECDSA"))
     server.fail_next_reload = True
@@ -337,8 +400,7 @@ async def test_failed_reload_restores_the_old_pair(
     assert server.reloads == 1  # the restore reloaded the old pair
 
 
-async def test_https_certificate_cannot_be_deleted(
-        manager: CertificateManager) -> None:
+async def test_https_certificate_cannot_be_deleted(manager: CertificateManager) -> None:
     with pytest.raises(CertificateRejected) as caught:
         await manager.delete(Slot.HTTPS, "1")
     assert caught.value.problem is Problem.LAST
@@ -349,7 +411,8 @@ async def test_https_certificate_cannot_be_deleted(
 
 
 async def test_trust_store_install_duplicate_delete(
-        manager: CertificateManager) -> None:
+    manager: CertificateManager,
+) -> None:
     first, second = TestCA("first CA"), TestCA("second CA")
     one = await manager.install(Slot.TRUST, first.pem)
     two = await manager.install(Slot.TRUST, second.pem)
@@ -380,7 +443,8 @@ async def test_trust_store_install_duplicate_delete(
 
 
 async def test_outbound_context_trusts_the_store(
-        manager: CertificateManager, tmp_path: Path) -> None:
+    manager: CertificateManager, tmp_path: Path
+) -> None:
     ca = TestCA()
     certificate, key = ca.server_certificate()
     (tmp_path / "peer.crt").write_text(pem(certificate))
@@ -401,8 +465,10 @@ def _handshake(client: ssl.SSLContext, server: ssl.SSLContext) -> bool:
     client_side = client.wrap_bio(c_in, c_out, server_hostname="127.0.0.1")
     server_side = server.wrap_bio(s_in, s_out, server_side=True)
     for _ in range(10):
-        for side, out, peer_in in ((client_side, c_out, s_in),
-                                   (server_side, s_out, c_in)):
+        for side, out, peer_in in (
+            (client_side, c_out, s_in),
+            (server_side, s_out, c_in),
+        ):
             try:
                 side.do_handshake()
             except ssl.SSLWantReadError:
@@ -427,7 +493,8 @@ def _handshake(client: ssl.SSLContext, server: ssl.SSLContext) -> bool:
 
 
 async def test_expiring_certificates_are_logged(
-        manager: CertificateManager, caplog: pytest.LogCaptureFixture) -> None:
+    manager: CertificateManager, caplog: pytest.LogCaptureFixture
+) -> None:
     ca = TestCA()
     soon = ca.issue(ca.key.public_key(), ca.name, not_after=now() + 3 * DAY)
     await manager.install(Slot.TRUST, pem(soon))
@@ -439,8 +506,8 @@ async def test_expiring_certificates_are_logged(
 
 
 async def test_start_reports_an_expiring_https_certificate(
-        tmp_path: Path, server: Server,
-        caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
     manager = make_manager(tmp_path, server, expiry_warning_days=3651)
     with caplog.at_level(logging.WARNING, logger="bmcd.core.certificates"):
         await manager.start()

@@ -145,7 +145,7 @@ async def test_delete_and_delete_user(store: Store, clock: Clock) -> None:
 
 async def test_recent_uses_are_written_on_stop(store: Store, clock: Clock) -> None:
     manager = await _manager(store, idle=60)
-    session, token = await manager.create("alice", "10.0.0.1", None)
+    _, token = await manager.create("alice", "10.0.0.1", None)
     clock.now += 10
     assert await manager.lookup(token) is not None  # kept in memory only
     await manager.stop()

@@ -185,8 +185,11 @@ async def test_lockout_keeps_open_sessions(
     await client.patch(
         SERVICE,
         headers=admin,
-        json={"AccountLockoutThreshold": 2, "AccountLockoutDuration": 600,
-              "AccountLockoutCounterResetAfter": 600},
+        json={
+            "AccountLockoutThreshold": 2,
+            "AccountLockoutDuration": 600,
+            "AccountLockoutCounterResetAfter": 600,
+        },
     )
     for _ in range(2):
         assert await _status(client, ("oper", "wrong-password")) == 401

@@ -23,11 +23,17 @@ REPLACE = f"{SERVICE}/Actions/CertificateService.ReplaceCertificate"
 HTTPS = "/redfish/v1/Managers/1/NetworkProtocol/HTTPS/Certificates"
 HTTPS_CERT = f"{HTTPS}/1"
 TRUSTED = "/redfish/v1/Managers/1/SecurityPolicy/TLS/Client/TrustedCertificates"
-CSR_BODY = {"CommonName": "bmc.example.test", "Organization": "Acme",
-            "OrganizationalUnit": "Lab", "City": "Springfield", "State": "Oregon",
-            "Country": "US", "Email": "ops@example.test",
-            "AlternativeNames": ["bmc.example.test", "127.0.0.1"],
-            "CertificateCollection": {"@odata.id": HTTPS}}
+CSR_BODY = {
+    "CommonName": "bmc.example.test",
+    "Organization": "Acme",
+    "OrganizationalUnit": "Lab",
+    "City": "Springfield",
+    "State": "Oregon",
+    "Country": "US",
+    "Email": "ops@example.test",
+    "AlternativeNames": ["bmc.example.test", "127.0.0.1"],
+    "CertificateCollection": {"@odata.id": HTTPS},
+}
 FAST_KEY = {"KeyPairAlgorithm": "TPM_ALG_ECDSA", "KeyCurveId": "TPM_ECC_NIST_P256"}
 ADMIN_HEADERS = basic(ADMIN)
 
@@ -50,10 +56,12 @@ async def csr(client: TestClient, **extra: Any) -> str:
     return str(body["CSRString"])
 
 
-def replace_body(text: str, uri: str = HTTPS_CERT,
-                 kind: str = "PEM") -> dict[str, Any]:
-    return {"CertificateString": text, "CertificateType": kind,
-            "CertificateUri": {"@odata.id": uri}}
+def replace_body(text: str, uri: str = HTTPS_CERT, kind: str = "PEM") -> dict[str, Any]:
+    return {
+        "CertificateString": text,
+        "CertificateType": kind,
+        "CertificateUri": {"@odata.id": uri},
+    }
 
 
 async def served(client: TestClient) -> tuple[str, bytes]:
@@ -72,11 +80,13 @@ async def test_certificate_service(client: TestClient) -> None:
     service = await get(client, SERVICE)
     assert service["@odata.type"].startswith("#CertificateService.v1_")
     assert service["CertificateLocations"] == {
-        "@odata.id": f"{SERVICE}/CertificateLocations"}
+        "@odata.id": f"{SERVICE}/CertificateLocations"
+    }
     actions = service["Actions"]
     assert actions["#CertificateService.GenerateCSR"] == {
         "target": GENERATE_CSR,
-        "@Redfish.ActionInfo": f"{SERVICE}/GenerateCSRActionInfo"}
+        "@Redfish.ActionInfo": f"{SERVICE}/GenerateCSRActionInfo",
+    }
     assert actions["#CertificateService.ReplaceCertificate"]["target"] == REPLACE
 
 
@@ -84,44 +94,58 @@ async def test_action_infos_list_every_parameter(client: TestClient) -> None:
     info = await get(client, f"{SERVICE}/GenerateCSRActionInfo")
     parameters = {p["Name"]: p for p in info["Parameters"]}
     assert set(parameters) == set(
-        ACTION_PARAMETERS["CertificateService"]["#CertificateService.GenerateCSR"])
+        ACTION_PARAMETERS["CertificateService"]["#CertificateService.GenerateCSR"]
+    )
     assert parameters["CommonName"]["Required"] is True
     assert parameters["CertificateCollection"]["Required"] is True
     assert parameters["KeyPairAlgorithm"]["AllowableValues"] == [
-        "TPM_ALG_RSA", "TPM_ALG_ECDSA"]
+        "TPM_ALG_RSA",
+        "TPM_ALG_ECDSA",
+    ]
     assert parameters["KeyCurveId"]["AllowableValues"] == [
-        "TPM_ECC_NIST_P256", "TPM_ECC_NIST_P384"]
+        "TPM_ECC_NIST_P256",
+        "TPM_ECC_NIST_P384",
+    ]
     assert {"2048", "3072", "4096"} <= set(
-        parameters["KeyBitLength"]["AllowableNumbers"])
+        parameters["KeyBitLength"]["AllowableNumbers"]
+    )
     assert "ServerAuthentication" in parameters["KeyUsage"]["AllowableValues"]
     assert parameters["CertificateCollection"]["AllowableValues"] == [HTTPS]
 
     info = await get(client, f"{SERVICE}/ReplaceCertificateActionInfo")
     parameters = {p["Name"]: p for p in info["Parameters"]}
-    assert set(parameters) == {"CertificateString", "CertificateType",
-                               "CertificateUri"}
+    assert set(parameters) == {"CertificateString", "CertificateType", "CertificateUri"}
     assert parameters["CertificateType"]["AllowableValues"] == ["PEM", "PEMchain"]
     assert parameters["CertificateUri"]["AllowableValues"] == [HTTPS_CERT]
 
 
 async def test_network_protocol(make_client: MakeClient, config: Config) -> None:
-    client = await make_client(dataclasses.replace(
-        config, listen=(ListenAddress("127.0.0.1", 8443),),
-        http_listen=(ListenAddress("127.0.0.1", 8080),)))
+    client = await make_client(
+        dataclasses.replace(
+            config,
+            listen=(ListenAddress("127.0.0.1", 8443),),
+            http_listen=(ListenAddress("127.0.0.1", 8080),),
+        )
+    )
     manager = await get(client, "/redfish/v1/Managers/1")
     uri = "/redfish/v1/Managers/1/NetworkProtocol"
     assert manager["NetworkProtocol"] == {"@odata.id": uri}
     assert manager["SecurityPolicy"] == {
-        "@odata.id": "/redfish/v1/Managers/1/SecurityPolicy"}
+        "@odata.id": "/redfish/v1/Managers/1/SecurityPolicy"
+    }
     body = await get(client, uri)
     assert body["@odata.type"].startswith("#ManagerNetworkProtocol.v1_")
-    assert body["HTTPS"] == {"Port": 8443, "ProtocolEnabled": True,
-                             "Certificates": {"@odata.id": HTTPS}}
+    assert body["HTTPS"] == {
+        "Port": 8443,
+        "ProtocolEnabled": True,
+        "Certificates": {"@odata.id": HTTPS},
+    }
     assert body["HTTP"] == {"Port": 8080, "ProtocolEnabled": True}
     assert body["HostName"]
     assert "FQDN" in body
-    response = await client.get("/redfish/v1/Managers/2/NetworkProtocol",
-                                headers=ADMIN_HEADERS)
+    response = await client.get(
+        "/redfish/v1/Managers/2/NetworkProtocol", headers=ADMIN_HEADERS
+    )
     assert response.status == 404
 
 
@@ -161,25 +185,30 @@ async def test_certificates_need_configure_manager(client: TestClient) -> None:
         assert response.status == 403, uri
     response = await client.get(SERVICE, headers=basic(READONLY))
     assert response.status == 200
-    response = await client.post(GENERATE_CSR, json={**CSR_BODY},
-                                 headers=basic(READONLY))
+    response = await client.post(
+        GENERATE_CSR, json={**CSR_BODY}, headers=basic(READONLY)
+    )
     assert response.status == 403
 
 
 # GenerateCSR and ReplaceCertificate
 
 
-@pytest.mark.parametrize("key", [
-    {"KeyPairAlgorithm": "TPM_ALG_RSA", "KeyBitLength": 2048},
-    {"KeyPairAlgorithm": "TPM_ALG_RSA", "KeyBitLength": 3072},
-    {"KeyPairAlgorithm": "TPM_ALG_RSA", "KeyBitLength": 4096},
-    {"KeyPairAlgorithm": "TPM_ALG_ECDSA", "KeyCurveId": "TPM_ECC_NIST_P256"},
-    {"KeyPairAlgorithm": "TPM_ALG_ECDSA", "KeyCurveId": "TPM_ECC_NIST_P384"},
-], ids=lambda key: str(key.get("KeyBitLength") or key.get("KeyCurveId")))
-async def test_generate_sign_replace(client: TestClient, key: dict[str, Any]
-                                     ) -> None:
-    request = await post(client, GENERATE_CSR, {**CSR_BODY, **key,
-                                                "ChallengePassword": "pw-1"})
+@pytest.mark.parametrize(
+    "key",
+    [
+        {"KeyPairAlgorithm": "TPM_ALG_RSA", "KeyBitLength": 2048},
+        {"KeyPairAlgorithm": "TPM_ALG_RSA", "KeyBitLength": 3072},
+        {"KeyPairAlgorithm": "TPM_ALG_RSA", "KeyBitLength": 4096},
+        {"KeyPairAlgorithm": "TPM_ALG_ECDSA", "KeyCurveId": "TPM_ECC_NIST_P256"},
+        {"KeyPairAlgorithm": "TPM_ALG_ECDSA", "KeyCurveId": "TPM_ECC_NIST_P384"},
+    ],
+    ids=lambda key: str(key.get("KeyBitLength") or key.get("KeyCurveId")),
+)
+async def test_generate_sign_replace(client: TestClient, key: dict[str, Any]) -> None:
+    request = await post(
+        client, GENERATE_CSR, {**CSR_BODY, **key, "ChallengePassword": "pw-1"}
+    )
     assert request.status == 200, await request.text()
     csr_pem = (await request.json())["CSRString"]
     assert "PRIVATE KEY" not in csr_pem
@@ -201,8 +230,9 @@ async def test_generate_sign_replace(client: TestClient, key: dict[str, Any]
 
 async def test_post_to_the_https_collection(client: TestClient) -> None:
     certificate = TestCA().sign_csr(await csr(client))
-    response = await post(client, HTTPS, {"CertificateString": pem(certificate),
-                                          "CertificateType": "PEM"})
+    response = await post(
+        client, HTTPS, {"CertificateString": pem(certificate), "CertificateType": "PEM"}
+    )
     assert response.status == 201, await response.text()
     assert response.headers["Location"] == HTTPS_CERT
     assert (await served(client))[0] == fingerprint(pem(certificate))
@@ -212,20 +242,19 @@ async def test_pem_chain(client: TestClient) -> None:
     root = TestCA("root")
     intermediate = TestCA("intermediate", issuer=root)
     leaf = intermediate.sign_csr(await csr(client))
-    response = await post(client, REPLACE, replace_body(
-        pem(leaf) + intermediate.pem, kind="PEMchain"))
+    response = await post(
+        client, REPLACE, replace_body(pem(leaf) + intermediate.pem, kind="PEMchain")
+    )
     assert response.status == 200, await response.text()
     assert (await served(client))[1].decode() == pem(leaf) + intermediate.pem
 
 
 def _expired(ca: TestCA, request: str) -> str:
-    return pem(ca.sign_csr(request, not_before=now() - 9 * DAY,
-                           not_after=now() - DAY))
+    return pem(ca.sign_csr(request, not_before=now() - 9 * DAY, not_after=now() - DAY))
 
 
 def _not_yet_valid(ca: TestCA, request: str) -> str:
-    return pem(ca.sign_csr(request, not_before=now() + DAY,
-                           not_after=now() + 9 * DAY))
+    return pem(ca.sign_csr(request, not_before=now() + DAY, not_after=now() + 9 * DAY))
 
 
 def _own_key(ca: TestCA, request: str) -> str:
@@ -238,42 +267,84 @@ def _other_key(ca: TestCA, request: str) -> str:
     return pem(certificate)
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    (lambda ca, r: replace_body("not a certificate"),
-     "ActionParameterValueFormatError"),
-    (lambda ca, r: replace_body("-----BEGIN CERTIFICATE-----\nAAAA\n"
-                                "-----END CERTIFICATE-----\n"),
-     "ActionParameterValueFormatError"),
-    (lambda ca, r: replace_body(r), "ActionParameterValueFormatError"),
-    (lambda ca, r: replace_body(_other_key(ca, r)),
-     "ActionParameterValueConflict"),
-    (lambda ca, r: replace_body(_own_key(ca, r)),
-     "ActionParameterValueConflict"),
-    (lambda ca, r: replace_body(_expired(ca, r)),
-     "ActionParameterValueOutOfRange"),
-    (lambda ca, r: replace_body(_not_yet_valid(ca, r)),
-     "ActionParameterValueOutOfRange"),
-    (lambda ca, r: replace_body(pem(ca.sign_csr(r)), kind="PKCS7"),
-     "ActionParameterValueNotInList"),
-    (lambda ca, r: replace_body(pem(ca.sign_csr(r)), kind="DER"),
-     "ActionParameterValueNotInList"),
-    (lambda ca, r: replace_body(pem(ca.sign_csr(r)), uri=f"{HTTPS}/2"),
-     "ActionParameterValueNotInList"),
-    (lambda ca, r: replace_body(pem(ca.sign_csr(r)), uri=f"{TRUSTED}/1"),
-     "ActionParameterValueNotInList"),
-    (lambda ca, r: replace_body(pem(ca.sign_csr(r)), uri=HTTPS),
-     "ActionParameterValueNotInList"),
-    (lambda ca, r: {**replace_body(pem(ca.sign_csr(r))), "CertificateUri": "1"},
-     "ActionParameterValueTypeError"),
-    (lambda ca, r: {**replace_body(pem(ca.sign_csr(r))), "Password": "x"},
-     "ActionParameterNotSupported"),
-    (lambda ca, r: {"CertificateString": pem(ca.sign_csr(r)),
-                    "CertificateType": "PEM"}, "ActionParameterMissing"),
-], ids=["garbage", "bad-base64", "csr", "unknown-key", "own-key", "expired",
-        "not-yet-valid", "pkcs7", "der", "unknown-uri", "empty-trust-uri",
-        "collection-uri", "uri-not-object", "password", "no-uri"])
-async def test_bad_replace_changes_nothing(client: TestClient, body: Any,
-                                           message: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            lambda ca, r: replace_body("not a certificate"),
+            "ActionParameterValueFormatError",
+        ),
+        (
+            lambda ca, r: replace_body(
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+            ),
+            "ActionParameterValueFormatError",
+        ),
+        (lambda ca, r: replace_body(r), "ActionParameterValueFormatError"),
+        (lambda ca, r: replace_body(_other_key(ca, r)), "ActionParameterValueConflict"),
+        (lambda ca, r: replace_body(_own_key(ca, r)), "ActionParameterValueConflict"),
+        (lambda ca, r: replace_body(_expired(ca, r)), "ActionParameterValueOutOfRange"),
+        (
+            lambda ca, r: replace_body(_not_yet_valid(ca, r)),
+            "ActionParameterValueOutOfRange",
+        ),
+        (
+            lambda ca, r: replace_body(pem(ca.sign_csr(r)), kind="PKCS7"),
+            "ActionParameterValueNotInList",
+        ),
+        (
+            lambda ca, r: replace_body(pem(ca.sign_csr(r)), kind="DER"),
+            "ActionParameterValueNotInList",
+        ),
+        (
+            lambda ca, r: replace_body(pem(ca.sign_csr(r)), uri=f"{HTTPS}/2"),
+            "ActionParameterValueNotInList",
+        ),
+        (
+            lambda ca, r: replace_body(pem(ca.sign_csr(r)), uri=f"{TRUSTED}/1"),
+            "ActionParameterValueNotInList",
+        ),
+        (
+            lambda ca, r: replace_body(pem(ca.sign_csr(r)), uri=HTTPS),
+            "ActionParameterValueNotInList",
+        ),
+        (
+            lambda ca, r: {**replace_body(pem(ca.sign_csr(r))), "CertificateUri": "1"},
+            "ActionParameterValueTypeError",
+        ),
+        (
+            lambda ca, r: {**replace_body(pem(ca.sign_csr(r))), "Password": "x"},
+            "ActionParameterNotSupported",
+        ),
+        (
+            lambda ca, r: {
+                "CertificateString": pem(ca.sign_csr(r)),
+                "CertificateType": "PEM",
+            },
+            "ActionParameterMissing",
+        ),
+    ],
+    ids=[
+        "garbage",
+        "bad-base64",
+        "csr",
+        "unknown-key",
+        "own-key",
+        "expired",
+        "not-yet-valid",
+        "pkcs7",
+        "der",
+        "unknown-uri",
+        "empty-trust-uri",
+        "collection-uri",
+        "uri-not-object",
+        "password",
+        "no-uri",
+    ],
+)
+async def test_bad_replace_changes_nothing(
+    client: TestClient, body: Any, message: str
+) -> None:
     request = await csr(client)
     before = await served(client)
 
@@ -292,17 +363,30 @@ async def test_bad_post_changes_nothing(client: TestClient) -> None:
     before = await served(client)
     ca = TestCA()
     cases = [
-        ({"CertificateString": "junk", "CertificateType": "PEM"},
-         "PropertyValueFormatError"),
-        ({"CertificateString": _expired(ca, request), "CertificateType": "PEM"},
-         "PropertyValueOutOfRange"),
-        ({"CertificateString": _other_key(ca, request), "CertificateType": "PEM"},
-         "PropertyValueIncorrect"),
-        ({"CertificateString": pem(ca.sign_csr(request)),
-          "CertificateType": "PKCS12"}, "PropertyValueNotInList"),
+        (
+            {"CertificateString": "junk", "CertificateType": "PEM"},
+            "PropertyValueFormatError",
+        ),
+        (
+            {"CertificateString": _expired(ca, request), "CertificateType": "PEM"},
+            "PropertyValueOutOfRange",
+        ),
+        (
+            {"CertificateString": _other_key(ca, request), "CertificateType": "PEM"},
+            "PropertyValueIncorrect",
+        ),
+        (
+            {
+                "CertificateString": pem(ca.sign_csr(request)),
+                "CertificateType": "PKCS12",
+            },
+            "PropertyValueNotInList",
+        ),
         ({"CertificateString": pem(ca.sign_csr(request))}, "PropertyMissing"),
-        ({"CertificateString": None, "CertificateType": "PEM"},
-         "PropertyValueTypeError"),
+        (
+            {"CertificateString": None, "CertificateType": "PEM"},
+            "PropertyValueTypeError",
+        ),
     ]
     for body, message in cases:
         response = await post(client, HTTPS, body)
@@ -311,45 +395,65 @@ async def test_bad_post_changes_nothing(client: TestClient) -> None:
         assert await served(client) == before
 
 
-async def test_own_key_when_configured(make_client: MakeClient,
-                                       config: Config) -> None:
-    client = await make_client(dataclasses.replace(
-        config, tls=TLSConfig(allow_key_upload=True)))
+async def test_own_key_when_configured(make_client: MakeClient, config: Config) -> None:
+    client = await make_client(
+        dataclasses.replace(config, tls=TLSConfig(allow_key_upload=True))
+    )
     certificate, key = TestCA().server_certificate()
-    response = await post(client, REPLACE, replace_body(
-        key_pem(key) + pem(certificate)))
+    response = await post(
+        client, REPLACE, replace_body(key_pem(key) + pem(certificate))
+    )
     assert response.status == 200, await response.text()
     body = await response.json()
     assert "PRIVATE KEY" not in body["CertificateString"]
     assert (await served(client))[0] == fingerprint(pem(certificate))
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"KeyPairAlgorithm": "TPM_ALG_DSA"}, "ActionParameterValueNotInList"),
-    ({"KeyPairAlgorithm": "TPM_ALG_RSA", "KeyBitLength": 1024},
-     "ActionParameterValueNotInList"),
-    ({"KeyPairAlgorithm": "TPM_ALG_ECDSA", "KeyCurveId": "TPM_ECC_NIST_P521"},
-     "ActionParameterValueNotInList"),
-    ({"KeyUsage": ["Shouting"]}, "ActionParameterValueNotInList"),
-    ({"KeyUsage": [7]}, "ActionParameterValueTypeError"),
-    ({"CertificateCollection": {"@odata.id": TRUSTED}},
-     "ActionParameterValueNotInList"),
-    ({"CertificateCollection": {"@odata.id": "/redfish/v1/Nowhere"}},
-     "ActionParameterValueNotInList"),
-    ({"CertificateCollection": {"@odata.id": 5}},
-     "ActionParameterValueFormatError"),
-    ({"CommonName": None}, "ActionParameterValueTypeError"),
-    ({"Country": "USA"}, "ActionParameterValueFormatError"),
-    ({"AlternativeNames": ["not a host"]}, "ActionParameterValueFormatError"),
-    ({"KeyPairAlgorithm": "TPM_ALG_RSA", "KeyCurveId": "TPM_ECC_NIST_P256"},
-     "ActionParameterValueConflict"),
-    ({"KeyPairAlgorithm": "TPM_ALG_ECDSA", "KeyBitLength": 4096},
-     "ActionParameterValueConflict"),
-    ({"KeyUsage": ["DecipherOnly"]}, "ActionParameterValueConflict"),
-    ({"Colour": "blue"}, "ActionParameterUnknown"),
-], ids=lambda v: str(v)[:40])
-async def test_bad_generate_csr(client: TestClient, change: dict[str, Any],
-                                message: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"KeyPairAlgorithm": "TPM_ALG_DSA"}, "ActionParameterValueNotInList"),
+        (
+            {"KeyPairAlgorithm": "TPM_ALG_RSA", "KeyBitLength": 1024},
+            "ActionParameterValueNotInList",
+        ),
+        (
+            {"KeyPairAlgorithm": "TPM_ALG_ECDSA", "KeyCurveId": "TPM_ECC_NIST_P521"},
+            "ActionParameterValueNotInList",
+        ),
+        ({"KeyUsage": ["Shouting"]}, "ActionParameterValueNotInList"),
+        ({"KeyUsage": [7]}, "ActionParameterValueTypeError"),
+        (
+            {"CertificateCollection": {"@odata.id": TRUSTED}},
+            "ActionParameterValueNotInList",
+        ),
+        (
+            {"CertificateCollection": {"@odata.id": "/redfish/v1/Nowhere"}},
+            "ActionParameterValueNotInList",
+        ),
+        (
+            {"CertificateCollection": {"@odata.id": 5}},
+            "ActionParameterValueFormatError",
+        ),
+        ({"CommonName": None}, "ActionParameterValueTypeError"),
+        ({"Country": "USA"}, "ActionParameterValueFormatError"),
+        ({"AlternativeNames": ["not a host"]}, "ActionParameterValueFormatError"),
+        (
+            {"KeyPairAlgorithm": "TPM_ALG_RSA", "KeyCurveId": "TPM_ECC_NIST_P256"},
+            "ActionParameterValueConflict",
+        ),
+        (
+            {"KeyPairAlgorithm": "TPM_ALG_ECDSA", "KeyBitLength": 4096},
+            "ActionParameterValueConflict",
+        ),
+        ({"KeyUsage": ["DecipherOnly"]}, "ActionParameterValueConflict"),
+        ({"Colour": "blue"}, "ActionParameterUnknown"),
+    ],
+    ids=lambda v: str(v)[:40],
+)
+async def test_bad_generate_csr(
+    client: TestClient, change: dict[str, Any], message: str
+) -> None:
     manager = CERTIFICATES.get(client.app)
     response = await post(client, GENERATE_CSR, {**CSR_BODY, **change})
     assert response.status == 400, await response.text()
@@ -369,8 +473,9 @@ async def test_generate_csr_needs_common_name(client: TestClient) -> None:
 
 async def test_trust_store(client: TestClient) -> None:
     ca = TestCA("event receiver CA")
-    response = await post(client, TRUSTED, {"CertificateString": ca.pem,
-                                            "CertificateType": "PEM"})
+    response = await post(
+        client, TRUSTED, {"CertificateString": ca.pem, "CertificateType": "PEM"}
+    )
     assert response.status == 201, await response.text()
     uri = response.headers["Location"]
     assert uri == f"{TRUSTED}/1"
@@ -382,8 +487,9 @@ async def test_trust_store(client: TestClient) -> None:
     locations = await get(client, f"{SERVICE}/CertificateLocations")
     assert {"@odata.id": uri} in locations["Links"]["Certificates"]
 
-    duplicate = await post(client, TRUSTED, {"CertificateString": ca.pem,
-                                             "CertificateType": "PEM"})
+    duplicate = await post(
+        client, TRUSTED, {"CertificateString": ca.pem, "CertificateType": "PEM"}
+    )
     assert duplicate.status == 409
     assert await error_ids(duplicate) == ["ResourceAlreadyExists"]
 
