@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 # syslog(3) priorities: 2 crit, 3 err, 4 warning, 6 info, 7 debug.
 _PRIORITIES = (
     (logging.CRITICAL, 2),
@@ -52,6 +54,25 @@ def under_journald() -> bool:
     return (stat.st_dev, stat.st_ino) == (device, inode)
 
 
+class MalformedRequestFilter(logging.Filter):
+    """Turns aiohttp's traceback for an unparsable request into one warning.
+
+    A request that is not valid HTTP is the client's mistake: aiohttp already
+    answered 400, so the operator needs one line, not an error and a stack.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            reason = str(error.message).splitlines()[0] if error.message else ""
+            record.msg = "Malformed HTTP request refused (400): %s"
+            record.args = (reason or type(error).__name__,)
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def setup_logging(level: str) -> None:
     """Configure the root logger for the daemon or a command."""
     handler = logging.StreamHandler(sys.stderr)
@@ -66,6 +87,7 @@ def setup_logging(level: str) -> None:
     set_level(level)
     # aiohttp's access log would add a line per request; bmcd logs what matters.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())
 
 
 def set_level(level: str) -> None:

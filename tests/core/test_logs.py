@@ -81,3 +81,28 @@ def test_setup_under_journald_has_no_timestamps(
         root.setLevel(level)
 
     assert capfd.readouterr().err == "<4>bmcd.test: Fan fan0 failed\n"
+
+
+def test_malformed_request_is_one_warning() -> None:
+    from aiohttp.http_exceptions import InvalidHeader
+
+    from bmcd.core.logs import MalformedRequestFilter
+
+    try:
+        raise InvalidHeader(b"\x00")
+    except InvalidHeader:
+        import sys
+
+        record = logging.LogRecord(
+            "aiohttp.server",
+            logging.ERROR,
+            __file__,
+            1,
+            "Error handling request from %s",
+            ("127.0.0.1",),
+            sys.exc_info(),
+        )
+    assert MalformedRequestFilter().filter(record)
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None
+    assert "Malformed HTTP request" in record.getMessage()
