@@ -94,7 +94,7 @@ async def _serve(
     cert_file, key_file = await ensure_certificate(
         config.state_dir, config.tls.certificate, config.tls.key
     )
-    tls = await asyncio.to_thread(TLSContextHolder, cert_file, key_file)
+    tls = await asyncio.to_thread(TLSContextHolder.open, cert_file, key_file)
 
     app = create_app(config, lifecycle)
     keys.TLS.set(app, tls)
@@ -334,12 +334,8 @@ class _Reloader:
             cert_file, key_file = await ensure_certificate(
                 self.running.state_dir, cert_file, key_file
             )
-            # TODO(certificate service): a holder method that swaps files and
-            # context together, shared with CertificateService.ReplaceCertificate.
-            holder.cert_file, holder.key_file = cert_file, key_file
-            await asyncio.to_thread(holder.reload)
+            await asyncio.to_thread(holder.use_files, cert_file, key_file)
         except (OSError, ValueError) as err:
-            holder.cert_file, holder.key_file = previous
             _LOGGER.error(
                 "HTTPS certificate not reloaded from %s and %s (%s); bmcd "
                 "keeps serving the one from %s",

@@ -53,7 +53,7 @@ from bmcd.core.csr import (
     check_request,
     generate_key,
 )
-from bmcd.core.files import write_private
+from bmcd.core.files import previous_version, write_private
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -389,10 +389,14 @@ class CertificateManager:
     def _swap_server(self, cert_data: bytes, key_data: bytes) -> None:
         old_cert = self.server.cert_file.read_bytes()
         old_key = self.server.key_file.read_bytes()
+        # Saved first: a crash between the two renames below leaves a key
+        # that does not match the certificate, and start-up then falls back
+        # to this pair (TLSContextHolder.open).
+        cert_backup = previous_version(self.server.cert_file)
+        key_backup = previous_version(self.server.key_file)
+        write_private(key_backup, old_key)
+        write_private(cert_backup, old_cert, 0o644)
         try:
-            # TODO(crash between the two renames leaves a key that does not
-            # match the certificate, and bmcd then cannot start: keep the
-            # previous pair and fall back to it at start-up).
             write_private(self.server.key_file, key_data)
             write_private(self.server.cert_file, cert_data, 0o644)
             self.server.reload()

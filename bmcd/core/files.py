@@ -26,3 +26,8 @@ def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def previous_version(path: Path) -> Path:
+    """Where the previous content of ``path`` is kept during a replacement."""
+    return path.with_name(path.name + ".previous")

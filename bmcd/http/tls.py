@@ -12,6 +12,7 @@ import asyncio
 import datetime
 import ipaddress
 import logging
+import os
 import socket
 import ssl
 from pathlib import Path
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from bmcd.core.files import write_private
+from bmcd.core.files import previous_version, write_private
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,6 +47,32 @@ class TLSContextHolder:
         self.listening_context = build_context(cert_file, key_file)
         self.listening_context.sni_callback = self._pick_context
 
+    @classmethod
+    def open(cls, cert_file: Path, key_file: Path) -> TLSContextHolder:
+        """Load the pair, falling back to the pair saved before a replacement.
+
+        A crash between writing the new key and the new certificate leaves a
+        mismatched pair; the previous pair, saved beside them before the
+        replacement, is then put back so that bmcd can still serve HTTPS.
+        """
+        try:
+            return cls(cert_file, key_file)
+        except (ssl.SSLError, OSError) as err:
+            cert_backup = previous_version(cert_file)
+            key_backup = previous_version(key_file)
+            if not (cert_backup.exists() and key_backup.exists()):
+                raise
+            _LOGGER.warning(
+                "HTTPS certificate %s does not load (%s); restoring the "
+                "previous certificate saved before an interrupted replacement",
+                cert_file,
+                err,
+            )
+            build_context(cert_backup, key_backup)
+            os.replace(key_backup, key_file)
+            os.replace(cert_backup, cert_file)
+            return cls(cert_file, key_file)
+
     def _pick_context(
         self,
         connection: ssl.SSLObject,
@@ -59,6 +86,12 @@ class TLSContextHolder:
         """Load the files again; on failure keep serving the old certificate."""
         self._current = build_context(self.cert_file, self.key_file)
         _LOGGER.info("HTTPS certificate reloaded from %s", self.cert_file)
+
+    def use_files(self, cert_file: Path, key_file: Path) -> None:
+        """Serve another pair of files; on failure nothing changes."""
+        context = build_context(cert_file, key_file)
+        self.cert_file, self.key_file, self._current = cert_file, key_file, context
+        _LOGGER.info("HTTPS certificate now served from %s", cert_file)
 
 
 def make_self_signed(cert_file: Path, key_file: Path) -> None:

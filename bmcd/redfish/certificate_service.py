@@ -88,7 +88,7 @@ async def _tls_holder(app: web.Application) -> TLSContextHolder:
     cert_file, key_file = await ensure_certificate(
         config.state_dir, config.tls.certificate, config.tls.key
     )
-    holder = await asyncio.to_thread(TLSContextHolder, cert_file, key_file)
+    holder = await asyncio.to_thread(TLSContextHolder.open, cert_file, key_file)
     keys.TLS.set(app, holder)
     return holder
 
