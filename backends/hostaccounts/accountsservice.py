@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import pwd
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -24,6 +25,7 @@ from bmcd.contracts import (
     AccountNotFoundError,
     BackendContext,
     BackendUnavailableError,
+    ValueRefusedError,
 )
 
 from . import hostdb
@@ -152,8 +154,8 @@ class AccountsServiceAccounts(HostAccountBackend):
                 "user-administration",
                 err.text,
             )
-        # TODO(contract has no "value refused" error): a name useradd refuses
-        # comes back as Failed and is answered as 503 with the text.
+        # Names useradd would refuse are caught before the call
+        # (_check_host_name), so a Failed here is the service's own trouble.
         return BackendUnavailableError(f"AccountsService: {err}")
 
     async def _call(
@@ -222,6 +224,7 @@ class AccountsServiceAccounts(HostAccountBackend):
         """CreateUser, join the role group, SetPassword; undone on failure."""
         if role_id not in ROLES:
             raise BackendUnavailableError(f"no group for role {role_id}")
+        _check_host_name(username)
         # Any host user, bmcd's or not, owns its name.
         if await asyncio.to_thread(_username_taken, username):
             raise AccountExistsError(username)
@@ -265,6 +268,8 @@ class AccountsServiceAccounts(HostAccountBackend):
         new_name = (
             changes.username if changes.username not in (None, account_id) else None
         )
+        if new_name is not None:
+            _check_host_name(new_name)
         if new_name is not None and await asyncio.to_thread(_username_taken, new_name):
             raise AccountExistsError(new_name)
         enabled = current.enabled if changes.enabled is None else changes.enabled
@@ -342,3 +347,19 @@ class AccountsServiceAccounts(HostAccountBackend):
         self.forget(account_id)
         await self.reset_failures(account_id)
         _LOGGER.info("Account %s deleted", account_id)
+
+
+# Debian's useradd default NAME_REGEX, and the utmp name length limit.
+_HOST_NAME = re.compile(r"[a-z_][a-z0-9_-]*\$?")
+_HOST_NAME_MAX = 32
+
+
+def _check_host_name(name: str) -> None:
+    """Refuse, before AccountsService does, a name useradd would not take."""
+    if len(name) > _HOST_NAME_MAX or not _HOST_NAME.fullmatch(name):
+        raise ValueRefusedError(
+            "UserName",
+            name,
+            "host user names are lower-case letters, digits, '_' and '-', "
+            f"starting with a letter or '_', at most {_HOST_NAME_MAX} long",
+        )

@@ -17,10 +17,12 @@ from bmcd.contracts import (
     Account,
     AccountChanges,
     AccountExistsError,
+    AccountLimitError,
     AccountNotFoundError,
     BackendContext,
     BackendUnavailableError,
     LockoutPolicy,
+    ValueRefusedError,
 )
 
 from .base import HostAccountBackend, Undo
@@ -156,12 +158,12 @@ class OpenBMCAccounts(HostAccountBackend):
             )
             return BackendUnavailableError(f"user manager: {err}")
         if short == "NoResource":
-            # TODO(contract has no "limit reached" error): answered as 503.
-            return BackendUnavailableError(
+            return AccountLimitError(
                 f"user manager has no room for another user: {err.text}"
             )
-        # TODO(contract has no "value refused" error): InvalidArgument (a name
-        # the user manager does not accept) is answered as 503 with the text.
+        if short == "InvalidArgument":
+            # A name the user manager's own rules refuse.
+            return ValueRefusedError("UserName", username, err.text)
         return BackendUnavailableError(f"user manager refused: {err}")
 
     async def _call(

@@ -10,6 +10,7 @@ from bmcd.contracts.accounts import (
     AccountBackend,
     AccountChanges,
     AccountExistsError,
+    AccountLimitError,
     AccountNotFoundError,
     AuthOutcome,
     AuthResult,
@@ -17,6 +18,7 @@ from bmcd.contracts.accounts import (
     BackendUnavailableError,
     LockoutPolicy,
     PasswordRejectedError,
+    ValueRefusedError,
 )
 from bmcd.contracts.context import BackendContext, Database
 
@@ -25,6 +27,7 @@ __all__ = [
     "AccountBackend",
     "AccountChanges",
     "AccountExistsError",
+    "AccountLimitError",
     "AccountNotFoundError",
     "AuthOutcome",
     "AuthResult",
@@ -34,4 +37,5 @@ __all__ = [
     "Database",
     "LockoutPolicy",
     "PasswordRejectedError",
+    "ValueRefusedError",
 ]

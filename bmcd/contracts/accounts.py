@@ -35,6 +35,24 @@ class BackendUnavailableError(BackendError):
     """The service behind the backend is absent or not answering."""
 
 
+class AccountLimitError(BackendError):
+    """The backend has no room for another account."""
+
+
+class ValueRefusedError(BackendError):
+    """The backend's own rules refuse a value, e.g. a user name useradd rejects.
+
+    Attributes:
+        property_name: the Redfish property, e.g. ``"UserName"``.
+        value: the refused value.
+    """
+
+    def __init__(self, property_name: str, value: str, reason: str) -> None:
+        super().__init__(f"{property_name} {value!r}: {reason}")
+        self.property_name = property_name
+        self.value = value
+
+
 @dataclass(frozen=True)
 class Account:
     """One account as bmcd shows it.

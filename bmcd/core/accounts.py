@@ -18,10 +18,12 @@ from bmcd.contracts import (
     AccountBackend,
     AccountChanges,
     AccountExistsError,
+    AccountLimitError,
     AccountNotFoundError,
     BackendUnavailableError,
     LockoutPolicy,
     PasswordRejectedError,
+    ValueRefusedError,
 )
 from bmcd.core.errors import RedfishError, not_found
 from bmcd.core.privileges import ROLES
@@ -234,4 +236,18 @@ async def _call(awaitable: Awaitable[T]) -> T:
         _LOGGER.warning("Account backend refused a password: %s", err)
         raise RedfishError.of(
             HTTPStatus.BAD_REQUEST, Base.PasswordComplexityNotMet, related="#/Password"
+        ) from None
+    except ValueRefusedError as err:
+        _LOGGER.warning("Account backend refused a value: %s", err)
+        raise RedfishError.of(
+            HTTPStatus.BAD_REQUEST,
+            Base.PropertyValueFormatError,
+            err.value,
+            err.property_name,
+            related=f"#/{err.property_name}",
+        ) from None
+    except AccountLimitError as err:
+        _LOGGER.warning("Account not created: %s", err)
+        raise RedfishError.of(
+            HTTPStatus.CONFLICT, Base.CreateLimitReachedForResource
         ) from None

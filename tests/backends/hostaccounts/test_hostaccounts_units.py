@@ -299,3 +299,20 @@ async def test_pam_runs_off_the_event_loop(pwdfile_pam: Path) -> None:
         assert all(r.status is not pam.PamStatus.SUCCESS for r in results)
     finally:
         runner.close()
+
+
+@pytest.mark.parametrize("name", ["alice", "_svc", "bob-2", "x" * 32])
+def test_host_names_useradd_takes(name: str) -> None:
+    from bmcd_backends.hostaccounts.accountsservice import _check_host_name
+
+    _check_host_name(name)
+
+
+@pytest.mark.parametrize("name", ["Alice", "1abc", "a b", "é", "x" * 33, ""])
+def test_host_names_useradd_refuses(name: str) -> None:
+    from bmcd_backends.hostaccounts.accountsservice import _check_host_name
+
+    from bmcd.contracts import ValueRefusedError
+
+    with pytest.raises(ValueRefusedError):
+        _check_host_name(name)
