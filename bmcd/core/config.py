@@ -61,6 +61,7 @@ class Config:
     product: str = "bmcd"
     vendor: str = "bmcd"
     max_sessions: int = 64
+    max_sessions_per_user: int = 16
     login_failure_delay: float = 1.0
     credential_cache_seconds: float = 5.0
     log_level: str = "info"
@@ -133,7 +134,9 @@ class _ConfigReader:
             {"certificate", "key", "expiry_warning_days", "allow_key_upload"},
         )
         self._check_keys("service", service, {"product", "vendor"})
-        self._check_keys("sessions", sessions, {"max_sessions"})
+        self._check_keys(
+            "sessions", sessions, {"max_sessions", "max_sessions_per_user"}
+        )
         self._check_keys(
             "security", security, {"login_failure_delay", "credential_cache_seconds"}
         )
@@ -159,8 +162,7 @@ class _ConfigReader:
             http_listen=self._addresses(
                 "server.http_listen", server.get("http_listen"), ()
             ),
-            state_dir=self._path("server.state_dir", server.get("state_dir"))
-            or defaults.state_dir,
+            state_dir=self._state_dir(server.get("state_dir"), defaults.state_dir),
             max_body_bytes=self._int(
                 "server.max_body_bytes",
                 server.get("max_body_bytes"),
@@ -199,6 +201,13 @@ class _ConfigReader:
                 "sessions.max_sessions",
                 sessions.get("max_sessions"),
                 defaults.max_sessions,
+                1,
+                10000,
+            ),
+            max_sessions_per_user=self._int(
+                "sessions.max_sessions_per_user",
+                sessions.get("max_sessions_per_user"),
+                defaults.max_sessions_per_user,
                 1,
                 10000,
             ),
@@ -271,6 +280,14 @@ class _ConfigReader:
         if not isinstance(value, str):
             self._fail(key, "must be a path string")
         return Path(value)
+
+    def _state_dir(self, value: Any, default: Path) -> Path:
+        if value is None:
+            return default
+        if value == "":
+            # An empty path would silently mean the default; say so instead.
+            self._fail("server.state_dir", "must not be empty")
+        return self._path("server.state_dir", value) or default
 
     def _int(self, key: str, value: Any, default: int, low: int, high: int) -> int:
         if value is None:

@@ -40,7 +40,9 @@ async def core_services(config: Config) -> AsyncIterator[CoreServices]:
         backend = account_backend(config, store)
         await backend.start()
         try:
-            sessions = SessionManager(store, settings, config.max_sessions)
+            sessions = SessionManager(
+                store, settings, config.max_sessions, config.max_sessions_per_user
+            )
             await sessions.start()
             accounts = AccountManager(backend, settings, sessions)
             await accounts.apply_lockout_policy()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 import sqlite3
 import time
@@ -51,6 +52,9 @@ def _migration_1(conn: sqlite3.Connection) -> None:
         )""")
 
 
+_TOKEN = re.compile(r"[0-9a-f]{64}")
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -58,10 +62,19 @@ def _token_hash(token: str) -> str:
 class SessionManager:
     """Creates, finds, lists and ends sessions."""
 
-    def __init__(self, store: Store, settings: Settings, max_sessions: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        max_sessions: int,
+        max_per_user: int | None = None,
+    ) -> None:
         self._store = store
         self._settings = settings
         self._max_sessions = max_sessions
+        # One account must not be able to take every slot and lock out the
+        # administrators; by default it gets a quarter of them.
+        self._max_per_user = max_per_user or max(1, max_sessions // 4)
         # Uses newer than the stored last_used (see _TOUCH_INTERVAL), by id.
         self._used: dict[str, float] = {}
 
@@ -87,7 +100,10 @@ class SessionManager:
 
         def insert(conn: sqlite3.Connection) -> None:
             (count,) = conn.execute("SELECT COUNT(*) FROM sessions").fetchone()
-            if count >= self._max_sessions:
+            (own,) = conn.execute(
+                "SELECT COUNT(*) FROM sessions WHERE username=?", (username,)
+            ).fetchone()
+            if count >= self._max_sessions or own >= self._max_per_user:
                 raise RedfishError.of(
                     HTTPStatus.SERVICE_UNAVAILABLE, "SessionLimitExceeded"
                 )
@@ -100,9 +116,11 @@ class SessionManager:
             await self._store.run(insert)
         except RedfishError:
             _LOGGER.warning(
-                "Session for %s refused: all %d sessions are in use",
+                "Session for %s refused: the limit of %d sessions, %d per "
+                "account, is reached",
                 username,
                 self._max_sessions,
+                self._max_per_user,
             )
             raise
         _LOGGER.info("Session %s opened for %s from %s", session.id, username, origin)
@@ -110,6 +128,8 @@ class SessionManager:
 
     async def lookup(self, token: str) -> Session | None:
         """The live session that ``token`` belongs to, refreshing its idle time."""
+        if not _TOKEN.fullmatch(token):
+            return None  # not one bmcd issued (and maybe not even text)
         row = await self._store.run(
             lambda c: c.execute(
                 "SELECT * FROM sessions WHERE token_hash=?", (_token_hash(token),)

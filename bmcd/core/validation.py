@@ -64,7 +64,7 @@ def check_properties(
             problems.append(Message(Base.PropertyMissing, (name,), (f"#/{name}",)))
     _check_object(SPECS[type_name], body, set(writable), set(nullable), "", problems)
     if problems:
-        raise RedfishError(HTTPStatus.BAD_REQUEST, problems)
+        raise RedfishError(HTTPStatus.BAD_REQUEST, _bounded(problems))
 
 
 def _check_object(
@@ -204,4 +204,14 @@ def check_action(
                     )
                 )
     if problems:
-        raise RedfishError(HTTPStatus.BAD_REQUEST, problems)
+        raise RedfishError(HTTPStatus.BAD_REQUEST, _bounded(problems))
+
+
+# A body with thousands of bad keys gets a short answer, not one message each.
+MAX_MESSAGES = 16
+
+
+def _bounded(problems: list[Message]) -> list[Message]:
+    if len(problems) <= MAX_MESSAGES:
+        return problems
+    return [*problems[: MAX_MESSAGES - 1], Message(Base.MaximumErrorsExceeded)]

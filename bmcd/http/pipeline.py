@@ -63,8 +63,9 @@ async def error_middleware(
     try:
         return await handler(request)
     except RedfishError as err:
-        # 501 answers a client asking for what bmcd does not offer.
-        if err.status >= 500 and err.status != HTTPStatus.NOT_IMPLEMENTED:
+        # An InternalError is bmcd's fault; other 5xx (a full session table,
+        # a backend that is down) are logged where they are decided.
+        if err.status == HTTPStatus.INTERNAL_SERVER_ERROR:
             _LOGGER.error("%s %s failed: %s", request.method, request.path, err)
         return error_response(err)
     except web.HTTPException as exc:
@@ -121,6 +122,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     principal = None
     if method not in resource.public:
         principal = await authenticate(request)
+    elif method == "GET" and not options.is_empty() and _has_credentials(request):
+        # A public resource read with credentials may expand what they allow.
+        principal = await _optional_principal(request)
     call = Call(request, method, request.path, match, principal)
     if method in ("POST", "PATCH", "PUT"):
         call._body = await read_json(request)
@@ -155,7 +159,8 @@ async def _get(
         etag = etag_of(body)
         body = {**body, "@odata.etag": etag}
         headers["ETag"] = etag
-        if etag in _etags(call.request.headers.get("If-None-Match")):
+        wanted = _etags(call.request.headers.get("If-None-Match"))
+        if etag in wanted or "*" in wanted:
             return web.Response(status=HTTPStatus.NOT_MODIFIED, headers=headers)
     link = schema_link(body)
     if link:
@@ -197,6 +202,9 @@ def _fetcher(call: Call) -> Callable[[str], Awaitable[Body | None]]:
         if handler is None:
             return None
         inner = Call(call.request, "GET", uri, match, call.principal)
+        if call.principal is None and "GET" not in resource.public:
+            # Anonymous readers see through $expand only what they may read.
+            return None
         try:
             if call.principal is not None:
                 await authorize(inner, resource)
@@ -211,6 +219,18 @@ def _fetcher(call: Call) -> Callable[[str], Awaitable[Body | None]]:
         return body
 
     return fetch
+
+
+def _has_credentials(request: web.Request) -> bool:
+    return "X-Auth-Token" in request.headers or "Authorization" in request.headers
+
+
+async def _optional_principal(request: web.Request) -> Principal | None:
+    try:
+        return await authenticate(request)
+    except RedfishError:
+        # Bad credentials on a public resource: answer as to anyone.
+        return None
 
 
 async def authenticate(request: web.Request) -> Principal:

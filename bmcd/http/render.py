@@ -19,6 +19,8 @@ ODATA_HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Strict-Transport-Security": "max-age=31536000",
+    # Not aiohttp's default, which names the Python and aiohttp versions.
+    "Server": "bmcd",
 }
 
 

@@ -193,13 +193,17 @@ def decode_json(raw: bytes) -> Any:
         raise ValueError(name)
 
     try:
-        return json.loads(
+        value = json.loads(
             raw.decode("utf-8"),
             object_pairs_hook=no_duplicates,
             parse_constant=no_constant,
         )
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        # JSON may spell lone UTF-16 surrogates ("\ud800"), which are no
+        # text: nothing downstream could encode, store or echo them.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError, RecursionError):
         raise RedfishError.of(HTTPStatus.BAD_REQUEST, Base.MalformedJSON) from None
+    return value
 
 
 def odata_type(type_name: str) -> str:

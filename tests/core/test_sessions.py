@@ -41,11 +41,13 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await db.close()
 
 
-async def _manager(store: Store, idle: int = 60, limit: int = 8) -> SessionManager:
+async def _manager(
+    store: Store, idle: int = 60, limit: int = 8, per_user: int | None = 8
+) -> SessionManager:
     settings = Settings(store)
     await settings.load()
     await settings.update({"session.timeout": idle})
-    manager = SessionManager(store, settings, limit)
+    manager = SessionManager(store, settings, limit, per_user)
     await manager.start()
     return manager
 
@@ -129,6 +131,18 @@ async def test_limit(store: Store, clock: Clock) -> None:
     # Expired sessions do not count against the limit.
     clock.now += 3600
     await manager.create("carol", "o", None)
+
+
+async def test_one_account_cannot_take_every_session(
+    store: Store, clock: Clock
+) -> None:
+    manager = await _manager(store, limit=8, per_user=None)  # default: a quarter
+    for _ in range(2):
+        await manager.create("bob", "o", None)
+    with pytest.raises(RedfishError) as raised:
+        await manager.create("bob", "o", None)
+    assert raised.value.messages[0].key == "SessionLimitExceeded"
+    await manager.create("admin", "o", None)
 
 
 async def test_delete_and_delete_user(store: Store, clock: Clock) -> None:

@@ -545,3 +545,62 @@ async def test_failed_login_is_slowed_without_blocking_the_loop(
     refused = await failing
     assert refused.status == 401
     assert time.monotonic() - started >= 0.5
+
+
+async def test_anonymous_expand_of_the_root_shows_no_protected_resource(
+    client: TestClient,
+) -> None:
+    for option in (".", "*", "~", ".($levels=3)"):
+        response = await client.get("/redfish/v1", params={"$expand": option})
+        assert response.status == 200, option
+        body = await response.json()
+        # Protected resources stay links: nothing but @odata.id inside.
+        assert body["AccountService"] == {"@odata.id": "/redfish/v1/AccountService"}
+        assert set(body["Managers"]) == {"@odata.id"}
+
+
+async def test_expand_of_the_root_with_credentials_expands(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    response = await client.get("/redfish/v1", params={"$expand": "."}, headers=admin)
+    body = await response.json()
+    assert "MinPasswordLength" in body["AccountService"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"UserName": "\\ud800", "Password": "x"}',
+        b'{"\\ud800": 1, "UserName": "a", "Password": "x"}',
+    ],
+)
+async def test_lone_surrogates_are_malformed_json(
+    client: TestClient, raw: bytes
+) -> None:
+    response = await client.post(
+        "/redfish/v1/SessionService/Sessions",
+        data=raw,
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status == 400
+    assert (await response.json())["error"]["code"].endswith("MalformedJSON")
+
+
+async def test_a_token_bmcd_never_issued_is_refused_cleanly(client: TestClient) -> None:
+    for token in ("x" * 64, "é", "0" * 63, "not a token"):
+        response = await client.get(
+            "/redfish/v1/SessionService", headers={"X-Auth-Token": token}
+        )
+        assert response.status == 401
+
+
+async def test_if_none_match_star(client: TestClient, admin: dict[str, str]) -> None:
+    response = await client.get(
+        "/redfish/v1/SessionService", headers={**admin, "If-None-Match": "*"}
+    )
+    assert response.status == 304
+
+
+async def test_server_header_names_no_versions(client: TestClient) -> None:
+    response = await client.get("/redfish/v1")
+    assert response.headers["Server"] == "bmcd"
