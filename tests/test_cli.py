@@ -103,6 +103,30 @@ def test_account_add_refuses_a_short_password(
     assert "length" in err
 
 
+@pytest.mark.parametrize(
+    "name", ["", "x/y", "p:q", "new\nline", "x" * 300, ".", "..", "with space"]
+)
+def test_account_add_refuses_a_bad_name(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+) -> None:
+    _stdin(monkeypatch, "a-good-password\n")
+    assert _add(tmp_path / "state", name) == 1
+    err = capsys.readouterr().err
+    assert "not created" in err
+    assert "for the property UserName is not a format" in err
+
+    async def listed() -> int:
+        config = Config(state_dir=tmp_path / "state")
+        async with core_services(config) as core:
+            return len(await core.accounts.list())
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, listed()).result() == 0
+
+
 def test_account_add_refuses_an_unknown_role(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as raised:
         _add(tmp_path / "state", "boss", "Wizard")

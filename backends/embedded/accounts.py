@@ -24,6 +24,7 @@ from bmcd.contracts import (
     AuthResult,
     BackendContext,
     LockoutPolicy,
+    PasswordReusedError,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ class EmbeddedAccountStore:
         """Apply every change in one transaction."""
         password_hash = None
         if changes.password is not None:
+            await self._refuse_current_password(account_id, changes.password)
             password_hash = await asyncio.to_thread(hash_password, changes.password)
 
         def update(conn: sqlite3.Connection) -> str:
@@ -231,6 +233,20 @@ class EmbeddedAccountStore:
         account = await self.get_account(new_id)
         assert account is not None
         return account
+
+    async def _refuse_current_password(self, account_id: str, password: str) -> None:
+        # Always, not only while PasswordChangeRequired is stored: expiry is
+        # the core's business, and re-setting the current password is no
+        # change in any case. A concurrent password change can slip between
+        # this check and the update; the last writer wins, as for any change.
+        row = await self._db.run(lambda c: self._row(c, account_id))
+        if row is None:
+            raise AccountNotFoundError(account_id)
+        stored = row["password_hash"]
+        if await asyncio.to_thread(verify_password, password, stored):
+            raise PasswordReusedError(
+                f"the new password of {account_id} is its current password"
+            )
 
     async def delete_account(self, account_id: str) -> None:
         """Remove the account."""

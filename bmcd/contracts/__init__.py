@@ -18,6 +18,7 @@ from bmcd.contracts.accounts import (
     BackendUnavailableError,
     LockoutPolicy,
     PasswordRejectedError,
+    PasswordReusedError,
     ValueRefusedError,
 )
 from bmcd.contracts.context import BackendContext, Database
@@ -37,5 +38,6 @@ __all__ = [
     "Database",
     "LockoutPolicy",
     "PasswordRejectedError",
+    "PasswordReusedError",
     "ValueRefusedError",
 ]

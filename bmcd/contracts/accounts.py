@@ -31,6 +31,14 @@ class PasswordRejectedError(BackendError):
     """The backend's own password rules refused the password."""
 
 
+class PasswordReusedError(PasswordRejectedError):
+    """The new password is the account's current password.
+
+    Setting the current password again is no change: it must not clear
+    PasswordChangeRequired or restart password expiry.
+    """
+
+
 class BackendUnavailableError(BackendError):
     """The service behind the backend is absent or not answering."""
 
@@ -174,6 +182,10 @@ class AccountBackend(Protocol):
         Raises:
             AccountNotFoundError: no such account.
             AccountExistsError: a new user name is taken.
+            PasswordReusedError: the new password is the current one. A
+                backend may refuse that always (the embedded one does) and
+                must at least while the account must change its password
+                (password_change_required set or the password expired).
             PasswordRejectedError: the backend refused the password.
             BackendUnavailableError: the account service cannot be reached.
         """

@@ -1,8 +1,9 @@
 """Account rules that hold whatever backend stores the accounts.
 
 The backend stores accounts and checks passwords; this module enforces what
-Redfish and AccountService promise on top: the password length policy,
-known roles, password expiry and that an enabled Administrator always remains.
+Redfish and AccountService promise on top: user name syntax, the password
+length policy, known roles, password expiry and that an enabled Administrator
+always remains.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bmcd.contracts import (
     BackendUnavailableError,
     LockoutPolicy,
     PasswordRejectedError,
+    PasswordReusedError,
     ValueRefusedError,
 )
 from bmcd.core.errors import RedfishError, not_found
@@ -35,6 +37,10 @@ _LOGGER = logging.getLogger(__name__)
 
 ADMINISTRATOR = "Administrator"
 SUPPORTED_ACCOUNT_TYPES = ("Redfish",)
+# User names travel in URIs, HTTP Basic credentials, logs and (for host
+# accounts) /etc/passwd: none of these characters is safe in all of them.
+USERNAME_MAX_LENGTH = 32
+_USERNAME_FORBIDDEN = frozenset("/:\\ \t?#%")
 
 T = TypeVar("T")
 
@@ -98,7 +104,8 @@ class AccountManager:
         password_change_required: bool = False,
         account_types: tuple[str, ...] = SUPPORTED_ACCOUNT_TYPES,
     ) -> Account:
-        """Create an account after checking the role and password policy."""
+        """Create an account after checking name, role and password policy."""
+        check_username(username)
         self.check_role(role_id)
         self.check_password(password)
         try:
@@ -126,6 +133,8 @@ class AccountManager:
     async def update(self, account_id: str, changes: AccountChanges) -> Account:
         """Change an account; refused changes leave it untouched."""
         account = await self.get(account_id)
+        if changes.username is not None and changes.username != account.username:
+            check_username(changes.username)
         if changes.role_id is not None:
             self.check_role(changes.role_id)
         if changes.password is not None:
@@ -223,6 +232,25 @@ class AccountManager:
         )
 
 
+def check_username(name: str) -> None:
+    """400 unless ``name`` is a user name bmcd can put in URIs and logs."""
+    if (
+        0 < len(name) <= USERNAME_MAX_LENGTH
+        and name.isprintable()
+        and not _USERNAME_FORBIDDEN.intersection(name)
+        # The URI segments "." and ".." are dot-segments, not names.
+        and name not in (".", "..")
+    ):
+        return
+    raise RedfishError.of(
+        HTTPStatus.BAD_REQUEST,
+        Base.PropertyValueFormatError,
+        name,
+        "UserName",
+        related="#/UserName",
+    )
+
+
 async def _call(awaitable: Awaitable[T]) -> T:
     """Await a backend call, turning the errors every call may raise."""
     try:
@@ -231,6 +259,12 @@ async def _call(awaitable: Awaitable[T]) -> T:
         _LOGGER.error("Account backend unavailable: %s", err)
         raise RedfishError.of(
             HTTPStatus.SERVICE_UNAVAILABLE, Base.ServiceTemporarilyUnavailable, 10
+        ) from None
+    except PasswordReusedError as err:
+        # A client mistake, not the operator's concern: no warning.
+        _LOGGER.info("Password change refused: %s", err)
+        raise RedfishError.of(
+            HTTPStatus.BAD_REQUEST, Base.PasswordReuseTooRecent, related="#/Password"
         ) from None
     except PasswordRejectedError as err:
         _LOGGER.warning("Account backend refused a password: %s", err)

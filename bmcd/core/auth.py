@@ -28,6 +28,8 @@ from bmcd.generated.registries import Base
 _LOGGER = logging.getLogger(__name__)
 
 _CACHE_LIMIT = 256
+# Enough of a refused user name to recognise it; a client may send megabytes.
+_LOGGED_NAME_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -133,13 +135,24 @@ class Authenticator:
 
     async def _refuse(self, username: str, origin: str, result: AuthResult) -> None:
         _LOGGER.warning(
-            "Login as %r from %s refused: %s", username, origin, result.outcome.value
+            "Login as %s from %s refused: %s",
+            _loggable(username),
+            origin,
+            result.outcome.value,
         )
         # Slow down guessing without holding up anyone else's request.
         await asyncio.sleep(self._failure_delay)
         # A locked account is refused like a wrong password, so that lockout
         # does not confirm which names exist.
         raise no_valid_session()
+
+
+def _loggable(username: str) -> str:
+    """A client-supplied user name for the log: quoted, its first 64 characters."""
+    if len(username) <= _LOGGED_NAME_CHARS:
+        return repr(username)
+    shown = repr(username[:_LOGGED_NAME_CHARS])
+    return f"{shown}... ({len(username)} characters)"
 
 
 async def _checked(check: Awaitable[AuthResult]) -> AuthResult:

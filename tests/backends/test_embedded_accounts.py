@@ -25,6 +25,8 @@ from bmcd.contracts import (
     AuthOutcome,
     BackendContext,
     LockoutPolicy,
+    PasswordRejectedError,
+    PasswordReusedError,
 )
 from bmcd.core import plugins
 from bmcd.core.store import Store
@@ -186,6 +188,35 @@ async def test_missing_accounts(backend: EmbeddedAccountStore) -> None:
         await backend.update_account("ghost", AccountChanges(enabled=False))
     with pytest.raises(AccountNotFoundError):
         await backend.delete_account("ghost")
+
+
+async def test_missing_account_password_change(backend: EmbeddedAccountStore) -> None:
+    with pytest.raises(AccountNotFoundError):
+        await backend.update_account("ghost", AccountChanges(password="a-password"))
+
+
+@pytest.mark.parametrize("must_change", [True, False])
+async def test_current_password_is_no_change(
+    backend: EmbeddedAccountStore, must_change: bool
+) -> None:
+    await backend.create_account(
+        "alice", "a-password", "ReadOnly", password_change_required=must_change
+    )
+    before = await backend.get_account("alice")
+    with pytest.raises(PasswordReusedError) as raised:
+        await backend.update_account(
+            "alice",
+            AccountChanges(password="a-password", password_change_required=False),
+        )
+    # Callers that only know PasswordRejectedError still refuse it.
+    assert isinstance(raised.value, PasswordRejectedError)
+    # Nothing changed: the one-time password still has to go.
+    assert await backend.get_account("alice") == before
+
+    changed = await backend.update_account(
+        "alice", AccountChanges(password="b-password")
+    )
+    assert changed.password_change_required is False
 
 
 async def test_delete(backend: EmbeddedAccountStore) -> None:

@@ -30,10 +30,10 @@ class _RefusingBackend:
     ("error", "status", "key", "args"),
     [
         (
-            ValueRefusedError("UserName", "Bad Name", "no spaces"),
+            ValueRefusedError("UserName", "Capital", "no capitals"),
             400,
             "PropertyValueFormatError",
-            ("Bad Name", "UserName"),
+            ("Capital", "UserName"),
         ),
         (AccountLimitError("no room"), 409, "CreateLimitReachedForResource", ()),
     ],
@@ -43,7 +43,8 @@ async def test_backend_refusals(
 ) -> None:
     manager = AccountManager(_RefusingBackend(error), _Settings(), None)  # type: ignore[arg-type]
     with pytest.raises(RedfishError) as raised:
-        await manager.create("Bad Name", "a-good-password", "ReadOnly")
+        # A name the core accepts and only the backend refuses.
+        await manager.create("Capital", "a-good-password", "ReadOnly")
     assert raised.value.status == status
     assert raised.value.messages[0].key == key
     assert raised.value.messages[0].args == args

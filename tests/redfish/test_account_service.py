@@ -104,6 +104,15 @@ async def test_policy_patch_persists(
         {"AccountLockoutDuration": 10, "AccountLockoutCounterResetAfter": 60},
         {"PasswordExpirationDays": 0},
         {"SupportedAccountTypes": ["Redfish", "IPMI"]},
+        # Beyond int64, and beyond the documented bounds.
+        {"AccountLockoutThreshold": 99999999999999999999},
+        {"AccountLockoutThreshold": 1001},
+        {"AccountLockoutDuration": 99999999999999999999},
+        {"AccountLockoutDuration": 365 * 24 * 3600 + 1},
+        {"AccountLockoutCounterResetAfter": 99999999999999999999},
+        {"AccountLockoutDuration": 0, "AccountLockoutCounterResetAfter": 10**10},
+        {"PasswordExpirationDays": 3651},
+        {"PasswordExpirationDays": 99999999999999999999},
     ],
 )
 async def test_policy_patch_refused(
@@ -114,6 +123,80 @@ async def test_policy_patch_refused(
     assert response.status == 400
     after = await (await client.get(SERVICE, headers=admin)).json()
     assert after == before
+
+
+@pytest.mark.parametrize(
+    ("prop", "value"),
+    [
+        ("AccountLockoutThreshold", 1001),
+        ("AccountLockoutDuration", 31536001),
+        ("AccountLockoutCounterResetAfter", 99999999999999999999),
+        ("PasswordExpirationDays", 3651),
+    ],
+)
+async def test_policy_out_of_range_names_the_value(
+    client: TestClient, admin: dict[str, str], prop: str, value: int
+) -> None:
+    response = await client.patch(SERVICE, headers=admin, json={prop: value})
+    assert response.status == 400
+    [message] = (await response.json())["error"]["@Message.ExtendedInfo"]
+    assert message["MessageId"].endswith(".PropertyValueOutOfRange")
+    assert message["MessageArgs"] == [str(value), prop]
+    assert message["RelatedProperties"] == [f"#/{prop}"]
+
+
+async def test_policy_bounds_accepted(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    year = 365 * 24 * 3600
+    change = {
+        "AccountLockoutThreshold": 1000,
+        "AccountLockoutDuration": year,
+        "AccountLockoutCounterResetAfter": year,
+        "PasswordExpirationDays": 3650,
+    }
+    response = await client.patch(SERVICE, headers=admin, json=change)
+    assert response.status == 200
+    body = await response.json()
+    assert {k: body[k] for k in change} == change
+    low = {
+        "AccountLockoutThreshold": 0,
+        "AccountLockoutDuration": 0,
+        "AccountLockoutCounterResetAfter": 0,
+        "PasswordExpirationDays": 1,
+    }
+    response = await client.patch(SERVICE, headers=admin, json=low)
+    assert response.status == 200
+
+
+@pytest.mark.parametrize(
+    ("change", "args"),
+    [
+        ({"MaxPasswordLength": 4}, ["MaxPasswordLength", "MinPasswordLength"]),
+        ({"MinPasswordLength": 100}, ["MinPasswordLength", "MaxPasswordLength"]),
+        (
+            {"MinPasswordLength": 20, "MaxPasswordLength": 10},
+            ["MinPasswordLength", "MaxPasswordLength"],
+        ),
+        (
+            {"AccountLockoutDuration": 10},
+            ["AccountLockoutDuration", "AccountLockoutCounterResetAfter"],
+        ),
+        (
+            {"AccountLockoutCounterResetAfter": 301},
+            ["AccountLockoutCounterResetAfter", "AccountLockoutDuration"],
+        ),
+    ],
+)
+async def test_policy_conflict_names_the_written_property(
+    client: TestClient, admin: dict[str, str], change: dict[str, int], args: list[str]
+) -> None:
+    response = await client.patch(SERVICE, headers=admin, json=change)
+    assert response.status == 400
+    [message] = (await response.json())["error"]["@Message.ExtendedInfo"]
+    assert message["MessageId"].endswith(".PropertyValueConflict")
+    assert message["MessageArgs"] == args
+    assert message["RelatedProperties"] == [f"#/{args[0]}"]
 
 
 async def test_password_length_enforced(
@@ -350,6 +433,15 @@ async def test_password_expiration(
     messages = (await response.json())["@Message.ExtendedInfo"]
     assert messages[0]["MessageId"].endswith(".PasswordChangeRequired")
 
+    # Setting the same password again is no change.
+    response = await client.patch(
+        f"{ACCOUNTS}/oper", headers=basic(OPERATOR), json={"Password": OPERATOR[1]}
+    )
+    assert response.status == 400
+    assert await error_ids(response) == ["PasswordReuseTooRecent"]
+    account = await _account(client, basic(OPERATOR), "oper")
+    assert account["PasswordChangeRequired"] is True
+
     # Changing it starts a new period.
     response = await client.patch(
         f"{ACCOUNTS}/oper",
@@ -457,6 +549,21 @@ async def test_passwords_never_logged(
     assert "erin-secret" not in caplog.text
 
 
+async def test_long_user_name_is_cut_short_in_the_log(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = "n" * 500_000
+    response = await client.post(
+        SESSIONS, json={"UserName": name, "Password": "whatever-password"}
+    )
+    assert response.status == 401
+    [record] = [r for r in caplog.records if "refused" in r.getMessage()]
+    line = record.getMessage()
+    assert len(line) < 300
+    assert "n" * 64 in line and "n" * 65 not in line
+    assert "500000 characters" in line
+
+
 async def test_duplicate_user_name_is_409(
     client: TestClient, admin: dict[str, str]
 ) -> None:
@@ -504,7 +611,10 @@ async def test_unknown_role_refused(client: TestClient, admin: dict[str, str]) -
     assert (await _account(client, admin, "oper"))["RoleId"] == "Operator"
 
 
-@pytest.mark.parametrize("name", ["", "a/b", "with space", "x" * 33, "semi:colon"])
+BAD_NAMES = ["", "a/b", "with space", "x" * 33, "x" * 300, "semi:colon", "a\nb"]
+
+
+@pytest.mark.parametrize("name", [*BAD_NAMES, ".", ".."])
 async def test_bad_user_name_refused(
     client: TestClient, admin: dict[str, str], name: str
 ) -> None:
@@ -514,8 +624,30 @@ async def test_bad_user_name_refused(
         json={"UserName": name, "Password": "good-password", "RoleId": "ReadOnly"},
     )
     assert response.status == 400
+    assert await error_ids(response) == ["PropertyValueFormatError"]
     listed = await (await client.get(ACCOUNTS, headers=admin)).json()
     assert listed["Members@odata.count"] == 3
+
+
+@pytest.mark.parametrize("name", [*BAD_NAMES, ".", ".."])
+async def test_rename_to_bad_user_name_refused(
+    client: TestClient, admin: dict[str, str], name: str
+) -> None:
+    response = await client.patch(
+        f"{ACCOUNTS}/reader", headers=admin, json={"UserName": name}
+    )
+    assert response.status == 400
+    assert await error_ids(response) == ["PropertyValueFormatError"]
+    assert await _status(client, READONLY) == 200
+
+
+async def test_dotted_user_names_work(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # Only the dot-segments themselves are refused.
+    for name in ("j.doe", "..."):
+        await _create(client, admin, name)
+        assert (await _account(client, admin, name))["UserName"] == name
 
 
 async def test_change_password(client: TestClient, admin: dict[str, str]) -> None:
@@ -800,6 +932,36 @@ async def test_password_change_required_flow(
     changed = basic(("newop", "changed-password"))
     assert (await client.get(SERVICE, headers=changed)).status == 200
     assert (await client.get(SERVICE, headers=token)).status == 200
+
+
+async def test_initial_password_cannot_be_set_again(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    await _create(
+        client,
+        admin,
+        "newop",
+        password="initial-password",
+        PasswordChangeRequired=True,
+    )
+    own = f"{ACCOUNTS}/newop"
+    token, _ = await login(client, ("newop", "initial-password"))
+    response = await client.patch(
+        own, headers=token_header(token), json={"Password": "initial-password"}
+    )
+    assert response.status == 400
+    assert await error_ids(response) == ["PasswordReuseTooRecent"]
+    # Still a one-time password: nothing but a real change will do.
+    body = await (await client.get(own, headers=token_header(token))).json()
+    assert body["PasswordChangeRequired"] is True
+    response = await client.get(SERVICE, headers=basic(("newop", "initial-password")))
+    assert response.status == 403
+    # An administrator cannot set it again for the account either.
+    response = await client.patch(
+        own, headers=admin, json={"Password": "initial-password"}
+    )
+    assert response.status == 400
+    assert await error_ids(response) == ["PasswordReuseTooRecent"]
 
 
 async def test_password_change_required_may_log_out(
