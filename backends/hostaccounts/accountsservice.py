@@ -273,6 +273,8 @@ class AccountsServiceAccounts(HostAccountBackend):
         if new_name is not None and await asyncio.to_thread(_username_taken, new_name):
             raise AccountExistsError(new_name)
         enabled = current.enabled if changes.enabled is None else changes.enabled
+        if changes.password is not None:
+            await self.refuse_reuse(account_id, changes.password)
 
         async def password() -> None:
             assert changes.password is not None

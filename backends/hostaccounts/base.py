@@ -25,9 +25,10 @@ from bmcd.contracts import (
     BackendContext,
     BackendUnavailableError,
     LockoutPolicy,
+    PasswordReusedError,
 )
 
-from . import cryptpw, faillock, pam
+from . import cryptpw, faillock, hostdb, pam
 from .helper import HelperConfig, Operations
 from .options import CommonOptions, Reader, common
 from .privileged import (
@@ -203,6 +204,18 @@ class HostAccountBackend:
             faillock.is_locked, self._faillock, account.username
         )
         return replace(account, locked=True) if locked else account
+
+    async def refuse_reuse(self, username: str, password: str) -> None:
+        """Raise PasswordReusedError when ``password`` is the current one.
+
+        Setting the same password again would clear a must-change state (a
+        one-time or expired password) without changing anything.
+        """
+        entry = await asyncio.to_thread(hostdb.shadow, username)
+        if entry is None or entry.password_locked():
+            return
+        if await asyncio.to_thread(cryptpw.verify, password, entry.password):
+            raise PasswordReusedError(username)
 
     async def hash_password(self, password: str) -> str:
         """A crypt(3) hash in the configured scheme (in a thread)."""

@@ -200,8 +200,8 @@ class OpenBMCAccounts(HostAccountBackend):
     ) -> Account:
         """CreateUser, then the password through PAM in the helper."""
         if not _NAME_RE.match(username):
-            raise BackendUnavailableError(
-                f"OpenBMC user names are letters, digits and _: {username!r}"
+            raise ValueRefusedError(
+                "UserName", username, "OpenBMC user names are letters, digits and _"
             )
         if role_id not in ROLES:
             raise BackendUnavailableError(f"no privilege for role {role_id}")
@@ -247,9 +247,11 @@ class OpenBMCAccounts(HostAccountBackend):
             changes.username if changes.username not in (None, account_id) else None
         )
         if new_name is not None and not _NAME_RE.match(new_name):
-            raise BackendUnavailableError(
-                f"OpenBMC user names are letters, digits and _: {new_name!r}"
+            raise ValueRefusedError(
+                "UserName", new_name, "OpenBMC user names are letters, digits and _"
             )
+        if changes.password is not None:
+            await self.refuse_reuse(account_id, changes.password)
 
         async def password() -> Undo | None:
             assert changes.password is not None

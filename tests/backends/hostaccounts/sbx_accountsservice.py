@@ -32,6 +32,7 @@ from bmcd.contracts import (
     AuthOutcome,
     BackendUnavailableError,
     LockoutPolicy,
+    PasswordReusedError,
 )
 
 DAEMON = Path("/usr/libexec/accounts-daemon")
@@ -259,6 +260,9 @@ async def test_password_change_required(backend: AccountsServiceAccounts) -> Non
     result = await backend.authenticate("ascarol", "Carol-pw-1")
     assert result.outcome is AuthOutcome.OK
     assert result.account is not None and result.account.password_change_required
+    # The one-time password cannot simply be set again.
+    with pytest.raises(PasswordReusedError):
+        await backend.update_account("ascarol", AccountChanges(password="Carol-pw-1"))
     account = await backend.update_account(
         "ascarol", AccountChanges(password="Carol-pw-2")
     )
