@@ -25,6 +25,7 @@ from bmcd.contracts import (
     BackendContext,
     LockoutPolicy,
     PasswordReusedError,
+    verdict,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -291,14 +292,7 @@ class EmbeddedAccountStore:
 
     async def check_account(self, username: str) -> AuthResult:
         """Whether ``username`` may still use a verified credential."""
-        account = await self.get_account(username)
-        if account is None:
-            return AuthResult(AuthOutcome.BAD_CREDENTIALS)
-        if account.locked:
-            return AuthResult(AuthOutcome.LOCKED, account)
-        if not account.enabled:
-            return AuthResult(AuthOutcome.DISABLED, account)
-        return AuthResult(AuthOutcome.OK, account)
+        return verdict(await self.get_account(username))
 
     def _count_failure(
         self, conn: sqlite3.Connection, username: str, now: float

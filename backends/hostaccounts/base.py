@@ -26,6 +26,7 @@ from bmcd.contracts import (
     BackendUnavailableError,
     LockoutPolicy,
     PasswordReusedError,
+    verdict,
 )
 
 from . import cryptpw, faillock, hostdb, pam
@@ -297,14 +298,7 @@ class HostAccountBackend:
 
     async def check_account(self, username: str) -> AuthResult:
         """Still allowed? The dialect's (cached) state plus the tally."""
-        account = await self._lookup(username)
-        if account is None:
-            return AuthResult(AuthOutcome.BAD_CREDENTIALS)
-        if account.locked:
-            return AuthResult(AuthOutcome.LOCKED, account)
-        if not account.enabled:
-            return AuthResult(AuthOutcome.DISABLED, account)
-        return AuthResult(AuthOutcome.OK, account)
+        return verdict(await self._lookup(username))
 
     async def undo(self, steps: list[Undo]) -> None:
         """Roll back applied steps, newest first, logging what cannot be."""

@@ -20,6 +20,7 @@ from bmcd.contracts.accounts import (
     PasswordRejectedError,
     PasswordReusedError,
     ValueRefusedError,
+    verdict,
 )
 from bmcd.contracts.context import BackendContext, Database
 
@@ -40,4 +41,5 @@ __all__ = [
     "PasswordRejectedError",
     "PasswordReusedError",
     "ValueRefusedError",
+    "verdict",
 ]

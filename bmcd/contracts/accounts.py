@@ -135,6 +135,21 @@ class AuthResult:
     account: Account | None = None
 
 
+def verdict(account: Account | None) -> AuthResult:
+    """Whether a known-good credential may still be used by ``account``.
+
+    The usual body of :meth:`AccountBackend.check_account`: gone is a bad
+    credential, then locked, then disabled.
+    """
+    if account is None:
+        return AuthResult(AuthOutcome.BAD_CREDENTIALS)
+    if account.locked:
+        return AuthResult(AuthOutcome.LOCKED, account)
+    if not account.enabled:
+        return AuthResult(AuthOutcome.DISABLED, account)
+    return AuthResult(AuthOutcome.OK, account)
+
+
 @runtime_checkable
 class AccountBackend(Protocol):
     """Stores accounts and checks passwords.
