@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import getpass
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,9 +23,13 @@ from bmcd.core.config import (
 from bmcd.core.logs import setup_logging
 from bmcd.core.plugins import PluginError
 from bmcd.core.privileges import ROLES
-from bmcd.core.store import StoreError
+from bmcd.core.store import StoreError, prepare_state_dir
 
 _LOGGER = logging.getLogger(__name__)
+
+# The state holds password hashes and private keys: whatever bmcd creates is
+# private to its user unless it asks for a mode (server.crt is 0644 on purpose).
+PRIVATE_UMASK = 0o077
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,6 +97,14 @@ def _config(args: argparse.Namespace) -> Config:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bmcd`` console script."""
     args = _parser().parse_args(argv)
+    previous_umask = os.umask(PRIVATE_UMASK)
+    try:
+        return _run(args)
+    finally:
+        os.umask(previous_umask)  # for callers in the same process (tests)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         config = _config(args)
     except ConfigError as err:
@@ -127,6 +140,7 @@ def _account_add(config: Config, args: argparse.Namespace) -> int:
     from bmcd.core.services import add_account
 
     password = _read_password(args.password_stdin)
+    prepare_state_dir(config.state_dir)
     try:
         asyncio.run(add_account(config, args.name, password, args.role))
     except RedfishError as err:

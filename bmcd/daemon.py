@@ -14,14 +14,19 @@ import ssl
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 from bmcd.core import systemd
 from bmcd.core.config import Config, ConfigError, ListenAddress, TLSConfig
 from bmcd.core.lifecycle import Ending, Lifecycle
 from bmcd.core.logs import set_level
+from bmcd.core.store import StoreError, prepare_state_dir
 from bmcd.http import keys
 from bmcd.http.app import create_app
 from bmcd.http.tls import TLSContextHolder, ensure_certificate
@@ -34,6 +39,11 @@ ConfigLoader = Callable[[], Config]
 # (so the watchdog pings stop). Unset, SIGUSR2 keeps its default action.
 STALL_ENV = "BMCD_DEBUG_STALL_SECONDS"
 MAX_STALL_SECONDS = 600.0
+
+# Signals that must not kill bmcd once serve() has returned: the process is
+# then about to exit 0 (or re-execute itself), and dying of a late SIGTERM
+# would report a failure (exit 143) for a clean stop.
+_IGNORED_AT_EXIT = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 # Config fields a reload applies at once; any other change needs a restart.
 _LIVE_FIELDS = {"source", "log_level", "tls"}
@@ -72,8 +82,10 @@ async def serve(config: Config, reload_config: ConfigLoader | None = None) -> En
     try:
         return await _serve(config, reload_config, notifier)
     finally:
-        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
+        loop.remove_signal_handler(signal.SIGUSR2)
+        for signum in _IGNORED_AT_EXIT:
             loop.remove_signal_handler(signum)
+            signal.signal(signum, signal.SIG_IGN)
         if watchdog is not None:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -90,11 +102,10 @@ async def _serve(
         loop.add_signal_handler(
             signum, lifecycle.request, Ending.STOP, signal.Signals(signum).name
         )
-    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    cert_file, key_file = await ensure_certificate(
-        config.state_dir, config.tls.certificate, config.tls.key
-    )
-    tls = await asyncio.to_thread(TLSContextHolder.open, cert_file, key_file)
+    activated = systemd.listen_sockets()
+    _check_listeners(config, activated)
+    await asyncio.to_thread(prepare_state_dir, config.state_dir)
+    tls = await _open_tls(config)
 
     app = create_app(config, lifecycle)
     keys.TLS.set(app, tls)
@@ -102,7 +113,6 @@ async def _serve(
     runner = web.AppRunner(app, handle_signals=False, access_log=None, **runner_options)
     await runner.setup()
     try:
-        activated = systemd.listen_sockets()
         urls = await _start_sites(runner, config, tls, activated, site_options)
         status = "Serving Redfish on " + ", ".join(urls)
         reloader = _Reloader(
@@ -131,6 +141,70 @@ async def _serve(
         await runner.cleanup()
     _LOGGER.info("bmcd stopped cleanly")
     return ending
+
+
+def _check_listeners(config: Config, activated: list[socket.socket]) -> None:
+    """Refuse to start a daemon that would listen nowhere."""
+    if activated or config.listen or config.http_listen:
+        return
+    raise ConfigError(
+        f"{config.source}: server.listen: empty, and neither server.http_listen "
+        "nor systemd socket activation gives another address, so bmcd would "
+        'serve nothing; list at least one, e.g. listen = ["0.0.0.0:443"]'
+    )
+
+
+async def _open_tls(config: Config) -> TLSContextHolder:
+    """The HTTPS certificate to serve, or a start-up error naming the cause."""
+    try:
+        cert_file, key_file = await ensure_certificate(
+            config.state_dir, config.tls.certificate, config.tls.key
+        )
+    except OSError as err:  # only a self-signed pair is written here
+        raise StoreError(
+            f"cannot create a self-signed HTTPS certificate in "
+            f"{config.state_dir / 'tls'}: {err.strerror or err}; check the owner "
+            f"and mode of the state directory {config.state_dir}: the user bmcd "
+            "runs as must be able to write to it, on a writable file system"
+        ) from None
+    try:
+        return await asyncio.to_thread(TLSContextHolder.open, cert_file, key_file)
+    except OSError as err:  # ssl.SSLError is one
+        key, problem = await asyncio.to_thread(_tls_problem, cert_file, key_file, err)
+    if config.tls.certificate is None:
+        raise StoreError(
+            f"the self-signed HTTPS certificate in {cert_file.parent} does not "
+            f"load: {problem}; move {cert_file.name} and {key_file.name} aside "
+            "and bmcd makes a new pair"
+        )
+    raise ConfigError(f"{config.source}: {key}: {problem}")
+
+
+def _tls_problem(cert_file: Path, key_file: Path, err: OSError) -> tuple[str, str]:
+    """Which file of a pair that does not load is at fault (config key), and why."""
+    contents = {}
+    for key, path in (("tls.certificate", cert_file), ("tls.key", key_file)):
+        try:
+            contents[key] = path.read_bytes()
+        except OSError as read_err:
+            return key, f"cannot read {path}: {read_err.strerror or read_err}"
+    try:
+        x509.load_pem_x509_certificate(contents["tls.certificate"])
+    except ValueError:
+        return "tls.certificate", f"{cert_file} holds no PEM certificate"
+    try:
+        serialization.load_pem_private_key(contents["tls.key"], None)
+    except TypeError:
+        return "tls.key", f"{key_file} is encrypted; bmcd needs it unencrypted"
+    except (ValueError, UnsupportedAlgorithm):
+        return "tls.key", f"{key_file} holds no PEM private key bmcd can use"
+    reason = getattr(err, "reason", None) or err.strerror or str(err)
+    if reason == "KEY_VALUES_MISMATCH":
+        return "tls.certificate", (
+            f"{cert_file} and the key {key_file} (tls.key) do not belong "
+            "together: the key is not the certificate's private key"
+        )
+    return "tls.certificate", f"cannot load {cert_file} with {key_file}: {reason}"
 
 
 def _shutdown_options(timeout: float) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -357,6 +431,10 @@ def run(config: Config, reload_config: ConfigLoader | None = None) -> int:
     if ending is Ending.RESTART:
         _LOGGER.info("Restarting bmcd")
         sys.stderr.flush()
+        # Ignored signals stay ignored across exec: give the new process the
+        # defaults, so that a stop request while it starts is not lost.
+        for signum in _IGNORED_AT_EXIT:
+            signal.signal(signum, signal.SIG_DFL)
         # Same PID: systemd keeps tracking it, and the new process sends
         # READY=1 to end the RELOADING=1 sent above.
         os.execv(sys.executable, sys.orig_argv)

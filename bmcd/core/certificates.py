@@ -86,6 +86,22 @@ class Slot(enum.Enum):
     TRUST = "trust"  # CAs trusted for bmcd's outbound TLS connections
 
 
+# What an expiry warning calls a certificate of each slot, and what to do.
+_EXPIRY_ADVICE: dict[Slot, tuple[str, str]] = {
+    Slot.HTTPS: (
+        "HTTPS certificate",
+        "replace it (GenerateCSR, then ReplaceCertificate with the "
+        "certificate the CA issues for that CSR)",
+    ),
+    Slot.TRUST: (
+        "Trusted CA certificate",
+        "get the CA's renewed certificate and put it in place with "
+        "ReplaceCertificate, or delete this one if no server bmcd "
+        "connects to still needs it",
+    ),
+}
+
+
 class Problem(enum.Enum):
     """Why a certificate was refused."""
 
@@ -471,18 +487,16 @@ class CertificateManager:
                 if stored.facts.not_after > limit:
                     continue
                 expiring.append(stored)
-                what = (
-                    "HTTPS certificate"
-                    if slot is Slot.HTTPS
-                    else f"Trusted CA certificate {stored.id}"
-                )
+                what, advice = _EXPIRY_ADVICE[slot]
                 days = (stored.facts.not_after - _now()).days
                 _LOGGER.warning(
-                    "%s (%s) %s %s; replace it (GenerateCSR, then ReplaceCertificate)",
+                    "%s%s (%s) %s %s; %s",
                     what,
+                    "" if slot is Slot.HTTPS else f" {stored.id}",
                     stored.facts.subject.display,
                     "expired on" if days < 0 else f"expires in {days} days, on",
                     _stamp(stored.facts.not_after),
+                    advice,
                 )
         return expiring
 

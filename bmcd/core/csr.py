@@ -67,6 +67,9 @@ SUBJECT_PARAMETERS: dict[str, tuple[ObjectIdentifier, int]] = {
 CHALLENGE_PASSWORD = ObjectIdentifier("1.2.840.113549.1.9.7")
 UNSTRUCTURED_NAME = ObjectIdentifier("1.2.840.113549.1.9.2")
 _ATTRIBUTE_LIMIT = 255
+# Plenty for one BMC's names, and keeps a request's checks cheap.
+MAX_ALTERNATIVE_NAMES = 100
+_MAX_DNS_NAME = 253
 
 _DNS_NAME = re.compile(
     r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
@@ -198,7 +201,7 @@ def _general_name(text: str) -> x509.GeneralName:
         return x509.IPAddress(ipaddress.ip_address(text))
     except ValueError:
         pass
-    if not _DNS_NAME.match(text) or len(text) > 253:
+    if len(text) > _MAX_DNS_NAME or not _DNS_NAME.match(text):
         raise CSRParameterError(
             "AlternativeNames", text, "neither a DNS name nor an IP address"
         )
@@ -206,21 +209,22 @@ def _general_name(text: str) -> x509.GeneralName:
 
 
 def _alt_names(request: CSRRequest) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = []
-    for text in request.alternative_names:
-        name = _general_name(text)
-        if name not in names:
-            names.append(name)
+    if len(request.alternative_names) > MAX_ALTERNATIVE_NAMES:
+        raise CSRParameterError(
+            "AlternativeNames",
+            f"{len(request.alternative_names)} names",
+            f"at most {MAX_ALTERNATIVE_NAMES} names",
+        )
+    # A dict keeps the order and drops repeats in linear time.
+    names = dict.fromkeys(_general_name(text) for text in request.alternative_names)
     # Clients check the SAN, not the CN: put the CN there too when it is a
     # host name or an address.
     common = request.subject.get("CommonName", "")
     try:
         own = _general_name(common)
     except CSRParameterError:
-        return names
-    if own not in names:
-        names.insert(0, own)
-    return names
+        return list(names)
+    return list(dict.fromkeys((own, *names)))
 
 
 def _usage(

@@ -23,8 +23,37 @@ T = TypeVar("T")
 Migration = Callable[[sqlite3.Connection], None]
 
 
+# SQLite primary result codes (sqlite3.h): the file is no usable database...
+_DAMAGED_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+# ... or bmcd may not, or cannot, read and write it.
+_ACCESS_CODES = {3, 8, 10, 14, 23}  # PERM, READONLY, IOERR, CANTOPEN, AUTH
+_BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED: another process holds it
+_INTEGRITY_PROBLEMS = 3  # how many quick_check findings a message quotes
+_DAMAGED_ADVICE = (
+    "restore it from a backup, or stop bmcd and move the file aside to start "
+    "with empty state (that loses every account, session and setting)"
+)
+
+
 class StoreError(Exception):
-    """The database cannot be opened or migrated; start-up must stop."""
+    """The state directory or database cannot be used; start-up must stop."""
+
+
+def prepare_state_dir(state_dir: Path) -> None:
+    """Create the state directory (mode 0700) or refuse one bmcd cannot use."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except (FileExistsError, NotADirectoryError) as err:
+        where = "is" if isinstance(err, FileExistsError) else "lies below"
+        raise StoreError(
+            f"the state directory {state_dir} {where} a file, not a directory; "
+            "point server.state_dir (or --state-dir) at a directory"
+        ) from None
+    except OSError as err:
+        raise StoreError(
+            f"cannot create the state directory {state_dir}: "
+            f"{err.strerror or err}; check the owner and mode of its parent"
+        ) from None
 
 
 class Store:
@@ -44,20 +73,58 @@ class Store:
             conn = sqlite3.connect(
                 self.path, isolation_level=None, timeout=10, check_same_thread=False
             )
+        except sqlite3.Error as err:
+            raise self._error("cannot open", err) from err
+        try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=FULL")
+            self._check_integrity(conn)
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_versions ("
                 "component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
             )
         except sqlite3.Error as err:
-            raise StoreError(
-                f"cannot open the state database {self.path}: {err}; "
-                "move the file aside to start with empty state"
-            ) from err
+            conn.close()
+            raise self._error("cannot open", err) from err
+        except StoreError:
+            conn.close()
+            raise
         self._conn = conn
+
+    def _check_integrity(self, conn: sqlite3.Connection) -> None:
+        # Cheap on bmcd's small file, and a damaged page found now stops
+        # start-up with advice instead of failing some request later.
+        rows = conn.execute(f"PRAGMA quick_check({_INTEGRITY_PROBLEMS})").fetchall()
+        lines = [line for row in rows for line in str(row[0]).splitlines()]
+        if lines == ["ok"]:
+            return
+        problems = [line for line in lines if not line.startswith("***")]
+        raise StoreError(
+            f"the state database {self.path} is damaged "
+            f"({'; '.join(problems[:_INTEGRITY_PROBLEMS])}); {_DAMAGED_ADVICE}"
+        )
+
+    def _error(self, doing: str, err: sqlite3.Error) -> StoreError:
+        """A StoreError for ``err`` whose advice fits its cause."""
+        code = getattr(err, "sqlite_errorcode", 0) & 0xFF
+        if code in _DAMAGED_CODES:
+            return StoreError(
+                f"the state database {self.path} is damaged or not an SQLite "
+                f"database ({err}); {_DAMAGED_ADVICE}"
+            )
+        text = f"{doing} the state database {self.path}: {err}"
+        if code in _ACCESS_CODES:
+            text += (
+                f"; check the owner and mode of the state directory "
+                f"{self.path.parent} and of {self.path.name} in it: the user "
+                "bmcd runs as must be able to read and write both, on a "
+                "writable file system"
+            )
+        elif code in _BUSY_CODES:
+            text += "; is another bmcd running with the same state directory?"
+        return StoreError(text)
 
     async def close(self) -> None:
         """Close the database and stop its thread."""
@@ -76,9 +143,12 @@ class Store:
 
     def _migrate(self, component: str, migrations: Sequence[Migration]) -> None:
         conn = self._connection()
-        row = conn.execute(
-            "SELECT version FROM schema_versions WHERE component=?", (component,)
-        ).fetchone()
+        try:
+            row = conn.execute(
+                "SELECT version FROM schema_versions WHERE component=?", (component,)
+            ).fetchone()
+        except sqlite3.Error as err:
+            raise self._error(f"cannot read {component}'s version from", err) from err
         current = row[0] if row else 0
         if current > len(migrations):
             raise StoreError(
@@ -97,9 +167,8 @@ class Store:
             try:
                 self._transaction(apply)
             except sqlite3.Error as err:
-                raise StoreError(
-                    f"{self.path}: migrating {component} to "
-                    f"version {version} failed: {err}"
+                raise self._error(
+                    f"migrating {component} to version {version} failed in", err
                 ) from err
             _LOGGER.info(
                 "State database: %s tables migrated to version %d", component, version

@@ -166,5 +166,9 @@ async def ensure_certificate(
             "No HTTPS certificate configured; creating a self-signed one in %s",
             cert_file.parent,
         )
+        # Private like the rest of the state (the key file is 0600 anyway).
+        await asyncio.to_thread(
+            cert_file.parent.mkdir, mode=0o700, parents=True, exist_ok=True
+        )
         await asyncio.to_thread(make_self_signed, cert_file, key_file)
     return cert_file, key_file

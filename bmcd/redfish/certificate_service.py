@@ -29,6 +29,7 @@ from bmcd.core.csr import (
     CURVES,
     KEY_BIT_LENGTHS,
     KEY_PAIR_ALGORITHMS,
+    MAX_ALTERNATIVE_NAMES,
     RSA,
     SUBJECT_PARAMETERS,
     CSRParameterError,
@@ -273,7 +274,9 @@ async def get_generate_csr_info(call: Call) -> Body:
             AllowableValues=list(CSR_COLLECTIONS),
         ),
         *subject,
-        _parameter("AlternativeNames", "StringArray"),
+        _parameter(
+            "AlternativeNames", "StringArray", ArraySizeMaximum=MAX_ALTERNATIVE_NAMES
+        ),
         _parameter("ChallengePassword", "String"),
         _parameter("UnstructuredName", "String"),
         _parameter(
@@ -286,7 +289,12 @@ async def get_generate_csr_info(call: Call) -> Body:
             "KeyBitLength", "Number", AllowableNumbers=[str(b) for b in KEY_BIT_LENGTHS]
         ),
         _parameter("KeyCurveId", "String", AllowableValues=list(CURVES)),
-        _parameter("KeyUsage", "StringArray", AllowableValues=list(KEY_USAGES)),
+        _parameter(
+            "KeyUsage",
+            "StringArray",
+            AllowableValues=list(KEY_USAGES),
+            ArraySizeMaximum=len(KEY_USAGES),
+        ),
     ]
     return {
         "@odata.id": GENERATE_CSR_INFO_URI,
@@ -359,8 +367,18 @@ def _not_in_list(value: Any, name: str, action: str) -> RedfishError:
     )
 
 
-def _string_items(body: Body, name: str, action: str) -> tuple[str, ...]:
+def _string_items(body: Body, name: str, action: str, limit: int) -> tuple[str, ...]:
     items = body.get(name) or []
+    if len(items) > limit:
+        # Refused before any per-item work: a huge array must not stall
+        # the event loop.
+        raise RedfishError.of(
+            HTTPStatus.BAD_REQUEST,
+            Base.ArraySizeTooLong,
+            name,
+            limit,
+            related=f"#/{name}",
+        )
     problems = [
         Message(
             Base.ActionParameterValueTypeError,
@@ -379,8 +397,10 @@ def csr_request(body: Body) -> CSRRequest:
     """The CSRRequest a checked GenerateCSR body asks for."""
     return CSRRequest(
         subject={name: body[name] for name in SUBJECT_PARAMETERS if name in body},
-        alternative_names=_string_items(body, "AlternativeNames", "GenerateCSR"),
-        key_usage=_string_items(body, "KeyUsage", "GenerateCSR"),
+        alternative_names=_string_items(
+            body, "AlternativeNames", "GenerateCSR", MAX_ALTERNATIVE_NAMES
+        ),
+        key_usage=_string_items(body, "KeyUsage", "GenerateCSR", len(KEY_USAGES)),
         key_pair_algorithm=body.get("KeyPairAlgorithm"),
         key_bit_length=body.get("KeyBitLength"),
         key_curve_id=body.get("KeyCurveId"),

@@ -26,6 +26,7 @@ from bmcd.core.certificates import (
 )
 from bmcd.core.csr import (
     CHALLENGE_PASSWORD,
+    MAX_ALTERNATIVE_NAMES,
     UNSTRUCTURED_NAME,
     CSRParameterError,
     CSRRequest,
@@ -202,6 +203,28 @@ async def test_csr_contents(manager: CertificateManager) -> None:
     assert attributes.get_attribute_for_oid(UNSTRUCTURED_NAME).value == b"bmc one"
 
 
+async def test_as_many_alternative_names_as_allowed(
+    manager: CertificateManager,
+) -> None:
+    # Half of them repeat (in another spelling): each name appears once, in
+    # the order given, after the common name.
+    distinct = [f"host{i}.example.test" for i in range(MAX_ALTERNATIVE_NAMES // 2)]
+    names = [*distinct, *(f"DNS:{n.upper()}" for n in distinct)]
+    csr_pem = await manager.generate_csr(
+        request(
+            subject={"CommonName": "192.0.2.1"},
+            alternative_names=tuple(names),
+            key_pair_algorithm="TPM_ALG_ECDSA",
+        )
+    )
+    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.IPAddress) == [
+        ipaddress.ip_address("192.0.2.1")
+    ]
+    assert san.get_values_for_type(x509.DNSName) == distinct
+
+
 async def test_default_key_is_rsa_2048_for_a_tls_server(
     manager: CertificateManager,
 ) -> None:
@@ -244,6 +267,12 @@ async def test_default_key_is_rsa_2048_for_a_tls_server(
         ({"subject": {"CommonName": "x" * 65}}, "CommonName", False),
         ({"subject": {"CommonName": "x", "Email": "not-an-address"}}, "Email", False),
         ({"alternative_names": ("not a host name",)}, "AlternativeNames", False),
+        ({"alternative_names": ("x" * 254,)}, "AlternativeNames", False),
+        (
+            {"alternative_names": ("a.example.test",) * (MAX_ALTERNATIVE_NAMES + 1)},
+            "AlternativeNames",
+            False,
+        ),
         ({"key_usage": ("Shouting",)}, "KeyUsage", False),
         ({"key_usage": ("EncipherOnly",)}, "KeyUsage", True),
     ],
@@ -503,6 +532,9 @@ async def test_expiring_certificates_are_logged(
     assert [s.id for s in expiring] == ["1"]
     assert "Trusted CA certificate 1" in caplog.text
     assert "expires in 2 days" in caplog.text
+    # A CA is renewed by its owner, not with a CSR from this BMC.
+    assert "GenerateCSR" not in caplog.text
+    assert "renewed certificate" in caplog.text
 
 
 async def test_start_reports_an_expiring_https_certificate(
@@ -513,6 +545,7 @@ async def test_start_reports_an_expiring_https_certificate(
         await manager.start()
     assert "HTTPS certificate" in caplog.text
     assert "expires in" in caplog.text
+    assert "GenerateCSR, then ReplaceCertificate" in caplog.text
 
 
 def test_validity_edge_uses_utc() -> None:

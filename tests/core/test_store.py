@@ -14,7 +14,7 @@ from aiohttp import web
 from bmcd.core.config import Config
 from bmcd.core.services import core_services
 from bmcd.core.settings import Settings
-from bmcd.core.store import Store, StoreError
+from bmcd.core.store import Store, StoreError, prepare_state_dir
 from bmcd.http.app import create_app
 
 
@@ -164,7 +164,84 @@ async def test_corrupt_state_stops_start_and_is_kept(config: Config) -> None:
     message = str(raised.value)
     assert str(path) in message
     assert "move the file aside" in message
+    assert "loses every account" in message
     assert path.read_bytes() == garbage
+
+
+async def _items_database(path: Path) -> None:
+    """A database with a table spread over many pages."""
+    store = Store(path)
+    await store.open()
+    await store.migrate("items", (_create_items,))
+    await store.run(
+        lambda c: c.executemany(
+            "INSERT INTO items VALUES(?)", ((f"{i:0>200}",) for i in range(500))
+        )
+    )
+    await store.close()
+
+
+def _damage_page(path: Path, page: int) -> bytes:
+    """Overwrite a page's cells, as a failing disk would; return the file."""
+    size = 4096  # SQLite's default page size, which bmcd keeps
+    data = bytearray(path.read_bytes())
+    data[(page - 1) * size + 8 : page * size] = b"\xff" * (size - 8)
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+async def test_damaged_page_is_found_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    await _items_database(path)
+    damaged = _damage_page(path, 10)
+
+    store = Store(path)
+    with pytest.raises(StoreError) as raised:
+        await store.open()
+    await store.close()
+    message = str(raised.value)
+    assert str(path) in message
+    assert "damaged" in message
+    assert "move the file aside" in message
+    assert "loses every account" in message
+    assert path.read_bytes() == damaged
+
+
+async def test_unopenable_database_is_not_called_damaged(tmp_path: Path) -> None:
+    # What SQLite reports for a file it may not open (mode, owner, read-only
+    # mount) is the same "unable to open database file" (SQLITE_CANTOPEN).
+    path = tmp_path / "state.db"
+    path.mkdir()
+
+    store = Store(path)
+    with pytest.raises(StoreError) as raised:
+        await store.open()
+    await store.close()
+    message = str(raised.value)
+    assert str(path) in message
+    assert "owner and mode" in message
+    # Moving the database aside would throw every account away.
+    assert "aside" not in message
+
+
+async def test_database_errors_in_migrate_become_store_errors(store: Store) -> None:
+    await store.run(lambda c: c.execute("DROP TABLE schema_versions"))
+    with pytest.raises(StoreError) as raised:
+        await store.migrate("items", (_create_items,))
+    assert str(store.path) in str(raised.value)
+    assert "no such table" in str(raised.value)
+
+
+def test_state_dir_must_be_a_directory(tmp_path: Path) -> None:
+    afile = tmp_path / "state"
+    afile.write_text("not a directory")
+    with pytest.raises(StoreError, match=r"state is a file, not a directory"):
+        prepare_state_dir(afile)
+    with pytest.raises(StoreError, match=r"lies below a file"):
+        prepare_state_dir(afile / "below")
+
+    prepare_state_dir(tmp_path / "new" / "state")
+    assert (tmp_path / "new" / "state").stat().st_mode & 0o777 == 0o700
 
 
 async def test_corrupt_state_stops_the_app(config: Config) -> None:

@@ -10,6 +10,7 @@ import ssl
 import stat
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,31 @@ def test_self_signed_certificate_and_private_key(daemon: Daemon) -> None:
     response = daemon.request("GET", "/redfish/v1")
     assert response.status == 200
     assert response.json()["Links"]["Sessions"]["@odata.id"] == SESSIONS
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("admin", [True, False], ids=["account-add", "serve"])
+def test_state_files_are_private(start_daemon: StartDaemon, admin: bool) -> None:
+    # Whichever command creates the database (account add or the first
+    # serve), the password hashes in it are the daemon user's alone.
+    old_umask = os.umask(0o022)  # what the test's own files would get
+    try:
+        daemon = start_daemon(admin=admin)
+    finally:
+        os.umask(old_umask)
+
+    state = daemon.state_dir
+    assert _mode(state) == 0o700
+    assert _mode(state / "bmcd.db") == 0o600
+    assert _mode(state / "tls") == 0o700
+    assert _mode(daemon.key_file) == 0o600
+    assert _mode(daemon.cert_file) == 0o644  # public by design
+    for path in state.rglob("*"):
+        if path.is_file() and path != daemon.cert_file:
+            assert _mode(path) & 0o077 == 0, path
 
 
 def _password_change_required(response: Response) -> bool:
@@ -175,6 +201,22 @@ def test_sigterm_lets_a_request_in_flight_finish(start_daemon: StartDaemon) -> N
     assert not client.is_alive()
     assert isinstance(answers[0], Response), answers[0]
     assert answers[0].status == 401
+    assert daemon.stop() == 0
+
+
+def test_sigterm_after_the_clean_stop_does_not_kill_bmcd(
+    start_daemon: StartDaemon,
+) -> None:
+    daemon = start_daemon()
+    assert daemon.proc is not None
+
+    # Keep sending SIGTERM until the process is gone: some arrive after
+    # "bmcd stopped cleanly", while the interpreter winds down. Killing a
+    # zombie that nobody has waited for yet is harmless.
+    while daemon.proc.poll() is None:
+        os.kill(daemon.pid, signal.SIGTERM)
+        time.sleep(0.002)
+
     assert daemon.stop() == 0
 
 

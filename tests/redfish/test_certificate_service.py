@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from certauthority import DAY, TestCA, fingerprint, key_pem, now, pem
+from cryptography import x509
 from testkit import ADMIN, READONLY, basic, error_ids
 
 from bmcd.core.config import Config, ListenAddress, TLSConfig
+from bmcd.core.csr import MAX_ALTERNATIVE_NAMES
 from bmcd.generated.schemas import ACTION_PARAMETERS
 from bmcd.http import keys
 from bmcd.http.keys import CERTIFICATES
@@ -111,6 +113,10 @@ async def test_action_infos_list_every_parameter(client: TestClient) -> None:
     )
     assert "ServerAuthentication" in parameters["KeyUsage"]["AllowableValues"]
     assert parameters["CertificateCollection"]["AllowableValues"] == [HTTPS]
+    assert parameters["AlternativeNames"]["ArraySizeMaximum"] == MAX_ALTERNATIVE_NAMES
+    assert parameters["KeyUsage"]["ArraySizeMaximum"] == len(
+        parameters["KeyUsage"]["AllowableValues"]
+    )
 
     info = await get(client, f"{SERVICE}/ReplaceCertificateActionInfo")
     parameters = {p["Name"]: p for p in info["Parameters"]}
@@ -458,6 +464,44 @@ async def test_bad_generate_csr(
     response = await post(client, GENERATE_CSR, {**CSR_BODY, **change})
     assert response.status == 400, await response.text()
     assert message in await error_ids(response)
+    assert manager.pending.count() == 0
+
+
+def _addresses(count: int) -> list[str]:
+    return [f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}" for i in range(count)]
+
+
+async def test_generate_csr_takes_the_most_alternative_names(
+    client: TestClient,
+) -> None:
+    names = _addresses(MAX_ALTERNATIVE_NAMES)
+    text = await csr(client, AlternativeNames=names)
+    request = x509.load_pem_x509_csr(text.encode())
+    san = request.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert len(san.value) == MAX_ALTERNATIVE_NAMES + 1  # and the CommonName
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        _addresses(MAX_ALTERNATIVE_NAMES + 1),
+        # Once hung the daemon for minutes: refused before any per-name work.
+        _addresses(60_000),
+        [7] * 60_000,
+    ],
+    ids=["one-too-many", "60000-addresses", "60000-non-strings"],
+)
+async def test_too_many_alternative_names_are_refused(
+    client: TestClient, names: list[Any]
+) -> None:
+    manager = CERTIFICATES.get(client.app)
+    response = await post(
+        client, GENERATE_CSR, {**CSR_BODY, **FAST_KEY, "AlternativeNames": names}
+    )
+    assert response.status == 400, await response.text()
+    (message,) = (await response.json())["error"]["@Message.ExtendedInfo"]
+    assert message["MessageId"].endswith(".ArraySizeTooLong")
+    assert message["MessageArgs"] == ["AlternativeNames", str(MAX_ALTERNATIVE_NAMES)]
     assert manager.pending.count() == 0
 
 
