@@ -128,8 +128,14 @@ def _run(args: argparse.Namespace) -> int:
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Repeat password: ") != first:
+    try:
+        first = getpass.getpass("Password: ")
+        repeated = getpass.getpass("Repeat password: ")
+    except EOFError:
+        raise ConfigError(
+            "no password given (no terminal to ask on?): use --password-stdin"
+        ) from None
+    if repeated != first:
         raise ConfigError("the passwords differ")
     return first
 

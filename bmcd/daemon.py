@@ -29,6 +29,7 @@ from bmcd.core.logs import set_level
 from bmcd.core.store import StoreError, prepare_state_dir
 from bmcd.http import keys
 from bmcd.http.app import create_app
+from bmcd.http.connections import RequestDeadline
 from bmcd.http.tls import TLSContextHolder, ensure_certificate
 
 _LOGGER = logging.getLogger(__name__)
@@ -109,9 +110,12 @@ async def _serve(
 
     app = create_app(config, lifecycle)
     keys.TLS.set(app, tls)
+    deadline = RequestDeadline(config.first_request_timeout)
+    keys.DEADLINE.set(app, deadline)
     runner_options, site_options = _shutdown_options(config.shutdown_timeout)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, **runner_options)
     await runner.setup()
+    deadline.install(runner)
     try:
         urls = await _start_sites(runner, config, tls, activated, site_options)
         status = "Serving Redfish on " + ", ".join(urls)

@@ -12,6 +12,19 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 Key = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 DAY = datetime.timedelta(days=1)
+# Python 3.13's default SSL context verifies strictly (VERIFY_X509_STRICT): CA
+# certificates need key usage and key identifiers, issued ones an AKI.
+_CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=False,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
 
 
 def now() -> datetime.datetime:
@@ -31,6 +44,10 @@ def key_pem(key: Key) -> str:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
+
+
+def _authority_key_id(issuer_key: Key) -> x509.AuthorityKeyIdentifier:
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())
 
 
 def fingerprint(certificate_pem: str | bytes) -> str:
@@ -74,6 +91,12 @@ class TestCA:
             .add_extension(
                 x509.BasicConstraints(ca=True, path_length=None), critical=True
             )
+            .add_extension(_CA_KEY_USAGE, critical=True)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()),
+                critical=False,
+            )
+            .add_extension(_authority_key_id(signer.key), critical=False)
         )
         self.certificate = builder.sign(signer.key, hashes.SHA256())
 
@@ -103,6 +126,7 @@ class TestCA:
             .add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
             )
+            .add_extension(_authority_key_id(self.key), critical=False)
         )
         if alt_names:
             builder = builder.add_extension(

@@ -114,6 +114,7 @@ class Connection:
             _LOGGER.debug("D-Bus connection for %s lost: %r", self.service, err)
         # dbus-fast 1.84 leaves the socket of a lost connection open.
         self._drop(bus)
+        release_stream(bus)
 
     def _unavailable(self, reason: str) -> BackendUnavailableError:
         """The error to raise; logged once per outage, not per request."""
@@ -208,9 +209,26 @@ class Connection:
         async with self._lock:
             if self._bus is not None:
                 self._drop(self._bus)
-            if self._watcher is not None:
-                self._watcher.cancel()
-                self._watcher = None
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            # It releases the socket once the bus has seen the disconnect;
+            # wait_for cancels it if the bus never does.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watcher, self._timeout)
+
+
+def release_stream(bus: MessageBus) -> None:
+    """Close the file object a disconnected bus keeps on its socket.
+
+    Until it is closed, the socket stays open (and Python warns when it is
+    collected). TODO(dbus-fast without the fix of Bluetooth-Devices/dbus-fast
+    #494: Debian 12's 1.84 and Debian 13's 2.44 leave it open): remove when
+    bmcd no longer supports them.
+    """
+    stream = getattr(bus, "_stream", None)
+    if stream is not None:
+        with contextlib.suppress(Exception):
+            stream.close()
 
 
 def _close_leaked_socket(err: BaseException) -> None:

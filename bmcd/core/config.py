@@ -57,6 +57,7 @@ class Config:
     state_dir: Path = DEFAULT_STATE_DIR
     max_body_bytes: int = 1024 * 1024
     shutdown_timeout: float = 10.0
+    first_request_timeout: float = 30.0
     tls: TLSConfig = TLSConfig()
     product: str = "bmcd"
     vendor: str = "bmcd"
@@ -126,6 +127,7 @@ class _ConfigReader:
                 "state_dir",
                 "max_body_bytes",
                 "shutdown_timeout",
+                "first_request_timeout",
             },
         )
         self._check_keys(
@@ -175,6 +177,13 @@ class _ConfigReader:
                 server.get("shutdown_timeout"),
                 defaults.shutdown_timeout,
                 0,
+                600,
+            ),
+            first_request_timeout=self._number(
+                "server.first_request_timeout",
+                server.get("first_request_timeout"),
+                defaults.first_request_timeout,
+                1,
                 600,
             ),
             tls=TLSConfig(

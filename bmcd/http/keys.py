@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from bmcd.core.lifecycle import Lifecycle
     from bmcd.core.sessions import SessionManager
     from bmcd.core.settings import Settings
+    from bmcd.http.connections import RequestDeadline
     from bmcd.http.routing import RouteTable
     from bmcd.http.tls import TLSContextHolder
 
@@ -37,6 +38,10 @@ class Key(Generic[T]):
         """The value stored under this key."""
         return cast(T, app[self._key])
 
+    def find(self, app: web.Application) -> T | None:
+        """The value stored under this key, or None when nothing is."""
+        return cast("T | None", app.get(self._key))
+
     def set(self, app: web.Application, value: T) -> None:
         """Store ``value`` under this key (before the app starts)."""
         app[self._key] = value
@@ -53,4 +58,5 @@ AUTHENTICATOR: Key[Authenticator] = Key("authenticator")
 ROUTES: Key[RouteTable] = Key("routes")
 LIFECYCLE: Key[Lifecycle] = Key("lifecycle")
 TLS: Key[TLSContextHolder] = Key("tls")
+DEADLINE: Key[RequestDeadline] = Key("deadline")
 CERTIFICATES: Key[CertificateManager] = Key("certificates")

@@ -60,6 +60,9 @@ async def error_middleware(
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
 ) -> web.StreamResponse:
     """Render every error as a Redfish error body; never let a fault escape."""
+    deadline = keys.DEADLINE.find(request.app)
+    if deadline is not None:
+        deadline.request_started(request)
     try:
         return await handler(request)
     except RedfishError as err:
@@ -335,18 +338,32 @@ def _etags(header: str | None) -> list[str]:
 
 
 async def check_if_match(call: Call, resource: Resource) -> None:
-    """412 when If-Match names none of the resource's current ETags."""
+    """412 when If-Match names none of the resource's current ETags.
+
+    Also 412 for ``If-None-Match: *`` on a resource that exists (RFC 9110:
+    the write was meant only for a resource that is not there yet).
+    """
     wanted = _etags(call.request.headers.get("If-Match"))
-    if not wanted or "*" in wanted:
+    none_match = "*" in _etags(call.request.headers.get("If-None-Match"))
+    if (not wanted or "*" in wanted) and not none_match:
         return
     getter = resource.handlers.get("GET")
     current = None
     if getter is not None:
-        result = await getter(
-            Call(call.request, "GET", call.path, call.match, call.principal)
-        )
+        try:
+            result = await getter(
+                Call(call.request, "GET", call.path, call.match, call.principal)
+            )
+        except RedfishError:
+            result = None  # absent (or unreadable): no current ETag
         body = result.body if isinstance(result, Reply) else result
         current = etag_of(body) if isinstance(body, dict) else None
+    if none_match:
+        if current is not None and "Members" not in (body or {}):
+            raise RedfishError.of(
+                HTTPStatus.PRECONDITION_FAILED, Base.PreconditionFailed
+            )
+        return
     # A strong tag from a client matches our weak one by its opaque part.
     plain = {tag.removeprefix("W/") for tag in wanted}
     if current is None or current.removeprefix("W/") not in plain:

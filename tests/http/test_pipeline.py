@@ -604,3 +604,19 @@ async def test_if_none_match_star(client: TestClient, admin: dict[str, str]) -> 
 async def test_server_header_names_no_versions(client: TestClient) -> None:
     response = await client.get("/redfish/v1")
     assert response.headers["Server"] == "bmcd"
+
+
+async def test_if_none_match_star_refuses_a_write_to_an_existing_resource(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    before = await (
+        await client.get("/redfish/v1/SessionService", headers=admin)
+    ).json()
+    response = await client.patch(
+        "/redfish/v1/SessionService",
+        json={"SessionTimeout": before["SessionTimeout"] + 60},
+        headers={**admin, "If-None-Match": "*"},
+    )
+    assert response.status == 412
+    after = await (await client.get("/redfish/v1/SessionService", headers=admin)).json()
+    assert after["SessionTimeout"] == before["SessionTimeout"]

@@ -12,6 +12,7 @@ import contextlib
 import subprocess
 
 from bmcd_backends.hostaccounts import hostdb
+from bmcd_backends.hostaccounts.dbus import release_stream
 from dbus_fast import DBusError, PropertyAccess
 from dbus_fast.aio import MessageBus
 from dbus_fast.service import ServiceInterface, dbus_property, method, signal
@@ -254,4 +255,5 @@ class StandIn:
             self.bus.disconnect()
             with contextlib.suppress(Exception):
                 await self.bus.wait_for_disconnect()
+            release_stream(self.bus)
             self.bus = None
