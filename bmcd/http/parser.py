@@ -71,7 +71,11 @@ def _reads_head_bodies(parser_class: Any) -> bool:
 
 
 def _closing_after_head_bodies(parser_class: Any) -> Any:
-    """``parser_class`` ending the connection after a HEAD request with a body."""
+    """``parser_class`` ending the connection after a HEAD request with a body.
+
+    TODO(aiohttp from 3.9 until aio-libs/aiohttp#13671, e.g. Debian 13's 3.11):
+    remove when bmcd no longer supports those releases.
+    """
 
     def parse_message(self: Any, lines: list[bytes]) -> Any:
         message = parser_class.parse_message(self, lines)

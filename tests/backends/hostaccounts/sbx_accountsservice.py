@@ -174,9 +174,12 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     for group in GROUPS:
         run("groupadd", "-f", "--system", group)
     services = Services(tmp_path_factory.mktemp("accounts"))
-    services.start()
-    yield services
-    services.stop()
+    try:
+        # A start that fails half-way still stops what it started.
+        services.start()
+        yield services
+    finally:
+        services.stop()
 
 
 @pytest.fixture
