@@ -110,7 +110,8 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"bmcd: {err}", file=sys.stderr)
         return 2
-    setup_logging(config.log_level)
+    # A one-shot command reports its result itself; only problems are logged.
+    setup_logging(config.log_level if args.command == "serve" else "warning")
     try:
         if args.command == "serve":
             from bmcd.daemon import run
