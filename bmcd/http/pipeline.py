@@ -34,9 +34,9 @@ from bmcd.http.query import QueryOptions, apply_query, parse_query
 from bmcd.http.render import (
     JSON_TYPE,
     error_response,
-    etag_of,
     json_response,
     schema_link,
+    with_etag,
 )
 from bmcd.http.routing import Body, Call, Reply, Resource, decode_json
 
@@ -157,10 +157,8 @@ async def _get(
     headers = {"Allow": resource.allow, **reply.headers}
     if body is None:
         return json_response(None, reply.status, headers)
-    etag = None
-    if "Members" not in body and "@odata.id" in body:
-        etag = etag_of(body)
-        body = {**body, "@odata.etag": etag}
+    body, etag = with_etag(body)
+    if etag is not None:
         headers["ETag"] = etag
         wanted = _etags(call.request.headers.get("If-None-Match"))
         if etag in wanted or "*" in wanted:
@@ -184,10 +182,8 @@ def _reply_response(
         if reply.status == HTTPStatus.OK:
             reply.status = HTTPStatus.NO_CONTENT
         return web.Response(status=reply.status, headers=headers)
-    body = reply.body
-    if "@odata.id" in body and "Members" not in body:
-        etag = etag_of(body)
-        body = {**body, "@odata.etag": etag}
+    body, etag = with_etag(reply.body)
+    if etag is not None:
         headers["ETag"] = etag
     return json_response(body, reply.status, headers)
 
@@ -214,14 +210,17 @@ def _fetcher(call: Call) -> Callable[[str], Awaitable[Body | None]]:
             result = await handler(inner)
         except RedfishError:
             return None
-        if isinstance(result, web.StreamResponse):
-            return None
-        body = result.body if isinstance(result, Reply) else result
-        if body is not None and "Members" not in body and "@odata.id" in body:
-            body = {**body, "@odata.etag": etag_of(body)}
-        return body
+        body = _body_of(result)
+        return None if body is None else with_etag(body)[0]
 
     return fetch
+
+
+def _body_of(result: Reply | Body | web.StreamResponse | None) -> Body | None:
+    """The JSON body a handler produced, or None (no body, or not JSON)."""
+    if result is None or isinstance(result, web.StreamResponse):
+        return None
+    return result.body if isinstance(result, Reply) else result
 
 
 def _has_credentials(request: web.Request) -> bool:
@@ -356,10 +355,10 @@ async def check_if_match(call: Call, resource: Resource) -> None:
             )
         except RedfishError:
             result = None  # absent (or unreadable): no current ETag
-        body = result.body if isinstance(result, Reply) else result
-        current = etag_of(body) if isinstance(body, dict) else None
+        body = _body_of(result)
+        current = None if body is None else with_etag(body)[1]
     if none_match:
-        if current is not None and "Members" not in (body or {}):
+        if current is not None:
             raise RedfishError.of(
                 HTTPStatus.PRECONDITION_FAILED, Base.PreconditionFailed
             )

@@ -41,6 +41,18 @@ def etag_of(body: dict[str, Any]) -> str:
     return f'W/"{digest.hexdigest()[:16]}"'
 
 
+def with_etag(body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """``body`` carrying its ``@odata.etag``, and that ETag.
+
+    Only single resources have one; a collection (or a body that is no
+    resource) comes back unchanged with None.
+    """
+    if "@odata.id" not in body or "Members" in body:
+        return body, None
+    etag = etag_of(body)
+    return {**body, "@odata.etag": etag}, etag
+
+
 def schema_link(body: dict[str, Any]) -> str | None:
     """The Link header pointing at the JSON schema that describes ``body``."""
     odata_type = body.get("@odata.type")
