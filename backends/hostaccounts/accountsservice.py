@@ -301,33 +301,20 @@ class AccountsServiceAccounts(HostAccountBackend):
         async def unlock() -> None:
             await self.reset_failures(account_id)
 
-        async def expiry() -> None:
-            await self.privileged.request(
-                "set_password_expired",
-                user=account_id,
-                expired=bool(changes.password_change_required),
-            )
-
         async def rename() -> None:
             await self._user_call(account_id, "SetUserName", "s", [new_name])
             await self.reset_failures(account_id)
 
-        await self.apply_changes(
-            account_id,
+        return await self.apply_account_changes(
+            current,
             changes,
-            [
-                (changes.password is not None, password),
-                (changes.role_id not in (None, current.role_id), role),
-                (changes.enabled not in (None, current.enabled), lock),
-                (changes.locked is False, unlock),
-                (changes.password_change_required is not None, expiry),
-                (new_name is not None, rename),
-            ],
+            new_name,
+            password=password,
+            role=role,
+            enabled=lock,
+            unlock=unlock,
+            rename=rename,
         )
-        account = await self._lookup(new_name or account_id, fresh=True)
-        if account is None:
-            raise AccountNotFoundError(new_name or account_id)
-        return account
 
     async def _delete(self, username: str, path: str | None = None) -> None:
         path = path or await self._user_path(username)

@@ -20,6 +20,7 @@ from pathlib import Path
 from bmcd.contracts import (
     Account,
     AccountChanges,
+    AccountNotFoundError,
     AuthOutcome,
     AuthResult,
     BackendContext,
@@ -53,6 +54,8 @@ _REFUSED = frozenset(
     }
 )
 Undo = Callable[[], Awaitable[object]]
+# One change to an account; returns how to take it back, if it can be.
+Step = Callable[[], Awaitable["Undo | None"]]
 
 
 class HostAccountBackend:
@@ -308,11 +311,55 @@ class HostAccountBackend:
             except Exception as err:
                 _LOGGER.error("Can't roll back a partial account change: %s", err)
 
+    async def apply_account_changes(
+        self,
+        current: Account,
+        changes: AccountChanges,
+        new_name: str | None,
+        *,
+        password: Step,
+        role: Step,
+        enabled: Step,
+        unlock: Step,
+        rename: Step,
+    ) -> Account:
+        """Apply ``changes`` through the dialect's steps, in one fixed order.
+
+        The order and the test of which steps a change needs are the same for
+        every dialect; so is setting password expiry through the helper.
+        """
+        account_id = current.id
+
+        async def expiry() -> None:
+            await self.privileged.request(
+                "set_password_expired",
+                user=account_id,
+                expired=bool(changes.password_change_required),
+            )
+            return None
+
+        await self.apply_changes(
+            account_id,
+            changes,
+            [
+                (changes.password is not None, password),
+                (changes.role_id not in (None, current.role_id), role),
+                (changes.enabled not in (None, current.enabled), enabled),
+                (changes.locked is False, unlock),
+                (changes.password_change_required is not None, expiry),
+                (new_name is not None, rename),
+            ],
+        )
+        account = await self._lookup(new_name or account_id, fresh=True)
+        if account is None:
+            raise AccountNotFoundError(new_name or account_id)
+        return account
+
     async def apply_changes(
         self,
         username: str,
         changes: AccountChanges,
-        steps: list[tuple[bool, Callable[[], Awaitable[Undo | None]]]],
+        steps: list[tuple[bool, Step]],
     ) -> None:
         """Run the wanted steps in order; on failure undo the ones done."""
         done: list[Undo] = []

@@ -278,35 +278,22 @@ class OpenBMCAccounts(HostAccountBackend):
                 await self._set(account_id, "UserLockedForFailedAttempt", "b", False)
             await self.reset_failures(account_id)
 
-        async def expiry() -> None:
-            await self.privileged.request(
-                "set_password_expired",
-                user=account_id,
-                expired=bool(changes.password_change_required),
-            )
-
         async def rename() -> None:
             await self._call(
                 account_id, ROOT, MANAGER, "RenameUser", "ss", [account_id, new_name]
             )
             await self.reset_failures(account_id)
 
-        await self.apply_changes(
-            account_id,
+        return await self.apply_account_changes(
+            current,
             changes,
-            [
-                (changes.password is not None, password),
-                (changes.role_id not in (None, current.role_id), role),
-                (changes.enabled not in (None, current.enabled), enabled),
-                (changes.locked is False, unlock),
-                (changes.password_change_required is not None, expiry),
-                (new_name is not None, rename),
-            ],
+            new_name,
+            password=password,
+            role=role,
+            enabled=enabled,
+            unlock=unlock,
+            rename=rename,
         )
-        account = await self._lookup(new_name or account_id, fresh=True)
-        if account is None:
-            raise AccountNotFoundError(new_name or account_id)
-        return account
 
     async def delete_account(self, account_id: str) -> None:
         """Delete the user object (the user manager runs userdel)."""
