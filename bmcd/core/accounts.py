@@ -85,11 +85,11 @@ class AccountManager:
 
     async def list(self) -> Sequence[Account]:
         """Every account."""
-        return await _call(self.backend.list_accounts())
+        return await call_backend(self.backend.list_accounts())
 
     async def get(self, account_id: str) -> Account:
         """One account, or 404."""
-        account = await _call(self.backend.get_account(account_id))
+        account = await call_backend(self.backend.get_account(account_id))
         if account is None:
             raise not_found("ManagerAccount", account_id)
         return account
@@ -109,7 +109,7 @@ class AccountManager:
         self.check_role(role_id)
         self.check_password(password)
         try:
-            account = await _call(
+            account = await call_backend(
                 self.backend.create_account(
                     username,
                     password,
@@ -160,7 +160,9 @@ class AccountManager:
                 account, "RoleId" if changes.role_id else "Enabled"
             )
         try:
-            updated = await _call(self.backend.update_account(account_id, changes))
+            updated = await call_backend(
+                self.backend.update_account(account_id, changes)
+            )
         except AccountNotFoundError:
             raise not_found("ManagerAccount", account_id) from None
         except AccountExistsError:
@@ -182,7 +184,7 @@ class AccountManager:
         if account.role_id == ADMINISTRATOR and account.enabled:
             await self._keep_an_administrator(account, None)
         try:
-            await _call(self.backend.delete_account(account_id))
+            await call_backend(self.backend.delete_account(account_id))
         except AccountNotFoundError:
             raise not_found("ManagerAccount", account_id) from None
         await self._sessions.delete_user(account.username)
@@ -251,8 +253,12 @@ def check_username(name: str) -> None:
     )
 
 
-async def _call(awaitable: Awaitable[T]) -> T:
-    """Await a backend call, turning the errors every call may raise."""
+async def call_backend(awaitable: Awaitable[T]) -> T:
+    """Await an account backend call, turning its errors into Redfish ones.
+
+    A backend that cannot answer is a 503: neither yes nor no, so sessions
+    stay and the client may retry.
+    """
     try:
         return await awaitable
     except BackendUnavailableError as err:

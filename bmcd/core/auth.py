@@ -14,16 +14,13 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
-from http import HTTPStatus
 
-from bmcd.contracts import Account, AuthOutcome, AuthResult, BackendUnavailableError
-from bmcd.core.accounts import AccountManager
-from bmcd.core.errors import RedfishError, no_valid_session
+from bmcd.contracts import Account, AuthOutcome, AuthResult
+from bmcd.core.accounts import AccountManager, call_backend
+from bmcd.core.errors import no_valid_session
 from bmcd.core.privileges import role_privileges
 from bmcd.core.sessions import Session, SessionManager
-from bmcd.generated.registries import Base
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -77,9 +74,9 @@ class Authenticator:
         ).digest()
         cached = self._cache.get(key)
         if cached and cached[1] > time.monotonic():
-            result = await _checked(self._accounts.backend.check_account(username))
+            result = await call_backend(self._accounts.backend.check_account(username))
         else:
-            result = await _checked(
+            result = await call_backend(
                 self._accounts.backend.authenticate(username, password)
             )
         if result.outcome is not AuthOutcome.OK or result.account is None:
@@ -106,7 +103,9 @@ class Authenticator:
 
     async def for_session(self, session: Session) -> Principal:
         """The principal of a live session, re-checking its account."""
-        result = await _checked(self._accounts.backend.check_account(session.username))
+        result = await call_backend(
+            self._accounts.backend.check_account(session.username)
+        )
         if result.outcome is AuthOutcome.LOCKED and result.account is not None:
             # Lockout stops password guessing; it must not let a guesser end
             # the sessions the real user already opened.
@@ -153,15 +152,3 @@ def _loggable(username: str) -> str:
         return repr(username)
     shown = repr(username[:_LOGGED_NAME_CHARS])
     return f"{shown}... ({len(username)} characters)"
-
-
-async def _checked(check: Awaitable[AuthResult]) -> AuthResult:
-    """A backend's verdict; 503 (not 500, not 401) while it cannot answer."""
-    try:
-        return await check
-    except BackendUnavailableError as err:
-        # Neither yes nor no: sessions stay, the client may retry.
-        _LOGGER.warning("Can't check credentials, account backend unavailable: %s", err)
-        raise RedfishError.of(
-            HTTPStatus.SERVICE_UNAVAILABLE, Base.ServiceTemporarilyUnavailable, 10
-        ) from None
